@@ -8,12 +8,16 @@
 
 This is the normalisation of Dang et al. (ICML 2023) used throughout the book; Liu (2024)
 studies it with an unregularised bias. The same function evaluates a numpy point (tests,
-closed-form constructions) and a torch point (the trainer differentiates through it).
+closed-form constructions) and a torch point (the trainer differentiates through it), and a
+*batch* of points: every array may carry leading batch dimensions, and each strength may be a
+scalar or an array over the batch.
 """
 
 from __future__ import annotations
 
 from typing import Any, Sequence
+
+import numpy as np
 
 __all__ = ["product", "ufm_objective"]
 
@@ -24,11 +28,11 @@ def product(layers: Sequence[Any]) -> Any:
     Parameters
     ----------
     layers : sequence of arrays
-        ``W_1..W_{L-1}`` of shape (d, d) and ``W_L`` of shape (K, d).
+        ``W_1..W_{L-1}`` of shape (..., d, d) and ``W_L`` of shape (..., K, d).
 
     Returns
     -------
-    array, shape (K, d)
+    array, shape (..., K, d)
     """
     W = layers[0]
     for layer in layers[1:]:
@@ -36,45 +40,70 @@ def product(layers: Sequence[Any]) -> Any:
     return W
 
 
+def _sq(a: Any) -> Any:
+    """Sum of squares of a matrix (or a batch of matrices) over its last two axes."""
+    return (a**2).sum(axis=(-2, -1))
+
+
+def _cross_entropy(logits: Any, Y: Any) -> Any:
+    """Mean cross-entropy over samples; logits (..., K, N), one-hot Y (K, N)."""
+    if isinstance(logits, np.ndarray):
+        top = logits.max(axis=-2, keepdims=True)
+        lse = top + np.log(np.exp(logits - top).sum(axis=-2, keepdims=True))
+    else:
+        lse = logits.logsumexp(dim=-2, keepdim=True)
+    return ((lse - logits) * Y).sum(axis=-2).mean(axis=-1)
+
+
 def ufm_objective(
     layers: Sequence[Any],
     H: Any,
     b: Any | None,
     Y: Any,
-    lam_W: Sequence[float],
-    lam_H: float,
-    lam_b: float = 0.0,
+    lam_W: Sequence[Any],
+    lam_H: Any,
+    lam_b: Any = 0.0,
+    loss: str = "mse",
 ) -> Any:
-    """Value of (P) at a point; works for numpy arrays and torch tensors alike.
+    """Value of (P) at a point (or a batch of points); numpy arrays and torch tensors alike.
 
     Parameters
     ----------
     layers : sequence of arrays
-        ``[W_1, ..., W_L]``, shapes (d, d) ... (K, d).
-    H : array, shape (d, N)
+        ``[W_1, ..., W_L]``, shapes (..., d, d) ... (..., K, d).
+    H : array, shape (..., d, N)
         Features, one column per sample.
-    b : array, shape (K,), or None
+    b : array, shape (..., K), or None
         Bias (None for the model without bias).
     Y : array, shape (K, N)
         One-hot labels (:func:`nclab.data.one_hot`).
-    lam_W : sequence of L floats
-        Weight decay of each layer.
-    lam_H : float
+    lam_W : sequence of L strengths
+        Weight decay of each layer (scalars, or arrays over the batch dimensions).
+    lam_H : float or array over the batch
         Feature decay.
-    lam_b : float, default 0
+    lam_b : float or array over the batch, default 0
         Decay of the bias; 0 is the unregularised bias of Liu (2024).
+    loss : {"mse", "ce"}
+        ``"mse"``: ``(1/2N) ||W H + b 1^T - Y||_F^2`` as in (P); ``"ce"``: mean cross-entropy
+        of the logits ``W H + b 1^T`` (for contrast; the closed form does not apply).
 
     Returns
     -------
-    scalar (float for numpy, 0-d tensor for torch)
+    scalar or array over the batch (float / numpy array for numpy, tensor for torch)
     """
-    N = H.shape[1]
+    N = H.shape[-1]
     logits = product(layers) @ H
     if b is not None:
-        logits = logits + b[:, None]
-    value = ((logits - Y) ** 2).sum() / (2 * N) + lam_H / 2 * (H**2).sum()
+        logits = logits + b[..., :, None]
+    if loss == "mse":
+        value = _sq(logits - Y) / (2 * N)
+    elif loss == "ce":
+        value = _cross_entropy(logits, Y)
+    else:
+        raise ValueError(f"loss must be 'mse' or 'ce'; got {loss!r}")
+    value = value + lam_H / 2 * _sq(H)
     for lam, layer in zip(lam_W, layers):
-        value = value + lam / 2 * (layer**2).sum()
-    if b is not None and lam_b:
-        value = value + lam_b / 2 * (b**2).sum()
+        value = value + lam / 2 * _sq(layer)
+    if b is not None:
+        value = value + lam_b / 2 * (b**2).sum(axis=-1)
     return value

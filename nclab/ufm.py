@@ -1,0 +1,552 @@
+"""Training the L-layer unconstrained feature model (P) in PyTorch, on CPU or GPU.
+
+The model has free features ``H`` (d x N), layers ``W_1..W_L`` and an optional bias; its
+objective is :func:`nclab.objective.ufm_objective`. :func:`train` minimises it with
+
+* ``optimizer="lbfgs"`` (default): full-batch L-BFGS in float64 (:mod:`nclab.lbfgs`), several
+  random starts run as one batch, then a *pruning* pass. For ``L >= 2`` the origin of every
+  mode is a local minimum and, just below the threshold, so is a spurious nonzero mode
+  (``nclab.theory.nonzero_branch``): starts of moderate size avoid the first trap, and the
+  pruning pass removes the weakest surviving mode and keeps the result if (P) went down. With
+  the defaults, training reaches the closed-form optimum on the book's problems;
+* ``optimizer="gd"`` (full-batch gradient descent with momentum) or ``"adam"``, for chapters
+  that show training dynamics.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import metrics as nc
+from .data import check_counts, labels_from_counts, one_hot
+from .lbfgs import BatchedLBFGS
+from .objective import product, ufm_objective
+from .theory import GlobalMinimizer, check_lambdas, global_minimizer
+
+__all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "HISTORY_METRICS"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite or exploding objective."""
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``None`` picks CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be None, 'cpu' or 'cuda[:i]'; got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but no CUDA GPU is available; use device=None or 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda'; got {device!r}")
+    return dev
+
+
+# ----------------------------------------------------------------------------- the result
+
+
+@dataclass(repr=False)
+class TrainResult:
+    """A trained UFM, as numpy arrays on the CPU.
+
+    Attributes
+    ----------
+    layers : list of numpy.ndarray
+        ``[W_1 (d, d), ..., W_L (K, d)]``.
+    H : numpy.ndarray, shape (d, N)
+        Trained features.
+    b : numpy.ndarray, shape (K,)
+        Trained bias (zeros for a model without bias).
+    labels : numpy.ndarray, shape (N,)
+    n : numpy.ndarray, shape (K,)
+    objective : float
+        Final value of (P) (or of its cross-entropy variant).
+    history : dict of numpy.ndarray
+        ``"step"`` and ``"objective"``, plus the requested metrics, logged every few steps.
+    settings : dict
+        Everything :func:`train` was called with, resolved (``lam_W`` per layer, device, ...).
+    steps : int
+        Optimiser iterations taken.
+    seconds : float
+        Wall time of the training.
+    """
+
+    layers: list
+    H: np.ndarray
+    b: np.ndarray
+    labels: np.ndarray
+    n: np.ndarray
+    objective: float
+    history: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def W(self) -> np.ndarray:
+        """Product classifier ``W_L ... W_1``, shape (K, d)."""
+        return product(self.layers)
+
+    @property
+    def means(self) -> np.ndarray:
+        """Class means ``M`` of the trained features, shape (d, K)."""
+        return nc.class_means(self.H, self.labels, self.K)
+
+    @property
+    def K(self) -> int:
+        return int(self.n.size)
+
+    @property
+    def N(self) -> int:
+        return int(self.n.sum())
+
+    @property
+    def d(self) -> int:
+        return int(self.H.shape[0])
+
+    @property
+    def L(self) -> int:
+        return len(self.layers)
+
+    @property
+    def bias(self) -> bool:
+        return bool(self.settings.get("bias", True))
+
+    def theory(self) -> GlobalMinimizer:
+        """The closed-form optimum for the same counts and strengths (MSE with free bias only)."""
+        s = self.settings
+        if s["loss"] != "mse" or s["lam_b"] != 0:
+            raise ValueError("the closed form covers loss='mse' with an unregularised bias (lam_b=0) only")
+        return global_minimizer(self.n, s["lam_W"], s["lam_H"], L=self.L, bias=self.bias)
+
+    @property
+    def gap(self) -> float:
+        """Relative gap ``(f - f*) / f*`` to the closed-form optimum."""
+        f_star = self.theory().objective
+        return (self.objective - f_star) / f_star
+
+    def distance_to_theory(self) -> dict[str, float]:
+        """Relative errors of ``W W^T``, ``M^T M``, ``b`` and the singular values of ``W M D``."""
+        s = self.settings
+        b = self.b if self.bias else None
+        return nc.distance_to_theory(self.W, self.means, b, self.n, s["lam_W"], s["lam_H"], L=self.L, bias=self.bias)
+
+    def __repr__(self) -> str:
+        s = self.settings
+        return (
+            f"TrainResult(K={self.K}, N={self.N}, d={self.d}, L={self.L}, bias={self.bias}, loss={s.get('loss')!r}, "
+            f"optimizer={s.get('optimizer')!r}, objective={self.objective:.10g}, steps={self.steps}, "
+            f"device={s.get('device')!r}, seconds={self.seconds:.2f})"
+        )
+
+
+# ----------------------------------------------------------------------------- metrics logged in the history
+
+
+def _nc1(st: "_State") -> float:
+    return nc.nc1(st.H, st.labels, st.K)
+
+
+def _nc1_weighted(st: "_State") -> float:
+    return nc.nc1(st.H, st.labels, st.K, weighted=True)
+
+
+def _nc3(st: "_State") -> float:
+    return nc.self_duality(st.W, nc.centered_means(st.M))
+
+
+def _nc4(st: "_State") -> float:
+    return nc.ncc_agreement(st.H, st.W, st.b, st.M)
+
+
+def _gram_error(which: str) -> Callable[["_State"], float]:
+    def metric(st: "_State") -> float:
+        g = st.minimizer()
+        G = st.W @ st.W.T if which == "W" else st.M.T @ st.M
+        ref = g.W_gram if which == "W" else g.M_gram
+        return nc._relative(G, ref)
+
+    return metric
+
+
+def _gap(st: "_State") -> float:
+    f_star = st.minimizer().objective
+    return (st.objective - f_star) / f_star
+
+
+#: Metrics :func:`train` can log in ``history`` (pass their names in ``metrics=``).
+HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
+    "nc1": _nc1,
+    "nc1_weighted": _nc1_weighted,
+    "nc3": _nc3,
+    "nc4": _nc4,
+    "W_gram_error": _gram_error("W"),
+    "M_gram_error": _gram_error("M"),
+    "gap": _gap,
+}
+
+
+@dataclass
+class _State:
+    """Numpy view of one point, handed to the history metrics."""
+
+    layers: list
+    H: np.ndarray
+    b: np.ndarray | None
+    labels: np.ndarray
+    K: int
+    objective: float
+    minimizer: Callable[[], GlobalMinimizer]
+
+    @property
+    def W(self) -> np.ndarray:
+        return product(self.layers)
+
+    @property
+    def M(self) -> np.ndarray:
+        return nc.class_means(self.H, self.labels, self.K)
+
+
+# ----------------------------------------------------------------------------- parameter layout
+
+
+class _Layout:
+    """Packs ``(W_1..W_L, H, b)`` of B problems into one (B, P) tensor."""
+
+    def __init__(self, K: int, d: int, N: int, L: int, bias: bool):
+        self.shapes = [(d, d)] * (L - 1) + [(K, d), (d, N)] + ([(K,)] if bias else [])
+        self.sizes = [math.prod(s) for s in self.shapes]
+        self.L, self.bias, self.K = L, bias, K
+        self.P = sum(self.sizes)
+
+    def unpack(self, theta: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        B = theta.shape[0]
+        parts = [p.reshape(B, *s) for p, s in zip(torch.split(theta, self.sizes, dim=1), self.shapes)]
+        return parts[: self.L], parts[self.L], (parts[self.L + 1] if self.bias else None)
+
+    def pack(self, layers: Sequence[torch.Tensor], H: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        pieces = list(layers) + [H] + ([b] if self.bias else [])
+        return torch.cat([p.reshape(p.shape[0], -1) for p in pieces], dim=1)
+
+    def init(self, B: int, std: float, generator: torch.Generator) -> torch.Tensor:
+        theta = std * torch.randn(B, self.P, generator=generator, dtype=torch.float64)
+        if self.bias:
+            theta[:, -self.K :] = 0.0
+        return theta
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
+    return str(value)
+
+
+def _check_whole(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
+    return int(value)
+
+
+def _check_nonneg(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or float(value) < 0:
+        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+_DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
+_DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
+
+
+def train(
+    n: Sequence[float] | np.ndarray,
+    *,
+    d: int,
+    lam_W: float | Sequence[float],
+    lam_H: float,
+    L: int = 1,
+    bias: bool = True,
+    lam_b: float = 0.0,
+    loss: str = "mse",
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    momentum: float = 0.9,
+    steps: int | None = None,
+    init_std: float = 0.5,
+    restarts: int | None = None,
+    prune: bool | None = None,
+    seed: int = 0,
+    log_every: int | None = None,
+    metrics: Sequence[str] = ("nc1",),
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> TrainResult:
+    """Train the L-layer UFM (P) on counts ``n``.
+
+    Parameters
+    ----------
+    n : array_like, shape (K,)
+        Class counts; samples are ordered by class.
+    d : int
+        Feature width.
+    lam_W : float or sequence of L floats
+        Weight decay, shared or per layer (> 0).
+    lam_H : float
+        Feature decay (> 0).
+    L : int, default 1
+        Number of linear layers.
+    bias : bool, default True
+        Include a bias ``b``; it is unregularised unless ``lam_b > 0``.
+    lam_b : float, default 0
+        Decay of the bias, for comparison with the regularised-bias variant.
+    loss : {"mse", "ce"}
+        Squared loss of (P) or cross-entropy.
+    optimizer : {"lbfgs", "gd", "adam"}
+        Full-batch L-BFGS (default), gradient descent with ``momentum``, or Adam.
+    lr : float, optional
+        Learning rate of ``"gd"`` (default 0.1) or ``"adam"`` (default 0.01); unused by L-BFGS.
+    momentum : float, default 0.9
+        Momentum of ``"gd"`` (0 is plain gradient descent).
+    steps : int, optional
+        Maximum iterations (default 5000 for L-BFGS, which stops at convergence; 2000 otherwise).
+    init_std : float, default 0.5
+        Standard deviation of the Gaussian entries of the initial layers and features.
+    restarts : int, optional
+        Random starts trained side by side, the best kept (default 1 for ``L = 1``, 2 for deeper
+        models with L-BFGS, 1 otherwise).
+    prune : bool, optional
+        After L-BFGS, try removing the weakest surviving mode and keep it removed if (P)
+        decreases (default: on for ``L >= 2`` with L-BFGS).
+    seed : int, default 0
+        Seed of the initialisation; the same seed gives the same result on the same device.
+    log_every : int, optional
+        Iterations between history entries (default 10 for L-BFGS, ``steps // 200`` otherwise).
+    metrics : sequence of str, default ("nc1",)
+        Metrics to log besides the objective; names from :data:`HISTORY_METRICS`.
+    progress : bool, default True
+        Show a ``tqdm.auto`` progress bar (a widget in notebooks, text in terminals).
+    device : {None, "cpu", "cuda"} or torch.device
+        ``None`` uses CUDA when available, else the CPU.
+    dtype : torch.dtype, default torch.float64
+        Float64 on every device by default (the 1e-8 agreement with theory needs it);
+        ``torch.float32`` is faster on consumer GPUs and agrees to about 1e-5.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        For invalid arguments, naming the parameter and the allowed values.
+    TrainingDivergedError
+        If the objective becomes non-finite or explodes (lower ``lr``).
+    """
+    counts = check_counts(n)
+    lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
+    d = _check_whole(d, "d", 1)
+    lam_b = _check_nonneg(lam_b, "lam_b")
+    loss = _check_choice(loss, "loss", ("mse", "ce"))
+    optimizer = _check_choice(optimizer, "optimizer", ("lbfgs", "gd", "adam"))
+    if lr is None:
+        lr = _DEFAULT_LR.get(optimizer, 1.0)
+    elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
+    momentum = _check_nonneg(momentum, "momentum")
+    if momentum >= 1:
+        raise ValueError(f"momentum must be in [0, 1); got {momentum}")
+    steps = _check_whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
+    if isinstance(init_std, bool) or not isinstance(init_std, numbers.Real) or not (0 < init_std < math.inf):
+        raise ValueError(f"init_std must be a positive finite number; got {init_std!r}")
+    if restarts is None:
+        restarts = 2 if (L >= 2 and optimizer == "lbfgs") else 1
+    restarts = _check_whole(restarts, "restarts", 1)
+    if prune is None:
+        prune = L >= 2 and optimizer == "lbfgs" and loss == "mse"
+    seed = _check_whole(seed, "seed", 0)
+    if log_every is None:
+        log_every = 10 if optimizer == "lbfgs" else max(1, steps // 200)
+    log_every = _check_whole(log_every, "log_every", 1)
+    unknown = [m for m in metrics if m not in HISTORY_METRICS]
+    if unknown:
+        raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
+    if loss != "mse" and any(m in ("W_gram_error", "M_gram_error", "gap") for m in metrics):
+        raise ValueError("metrics comparing with the closed form need loss='mse'")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    dev = resolve_device(device)
+
+    labels = labels_from_counts(counts)
+    K, N = counts.size, labels.size
+    layout = _Layout(K, d, N, L, bias)
+    Y = torch.as_tensor(one_hot(labels, K), dtype=dtype, device=dev)
+    lam_list = [float(v) for v in lams]
+
+    def fun(theta: torch.Tensor) -> torch.Tensor:
+        layers, H, b = layout.unpack(theta)
+        return ufm_objective(layers, H, b, Y, lam_list, lam_H, lam_b, loss)
+
+    cache: dict[str, GlobalMinimizer] = {}
+
+    def minimizer() -> GlobalMinimizer:
+        if "g" not in cache:
+            cache["g"] = global_minimizer(counts, lams, lam_H, L=L, bias=bias)
+        return cache["g"]
+
+    history: dict[str, list[float]] = {"step": [], "objective": [], **{m: [] for m in metrics}}
+
+    def state_of(theta_row: torch.Tensor, f: float) -> _State:
+        layers, H, b = layout.unpack(theta_row[None])
+        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        return _State([arr(W) for W in layers], arr(H), None if b is None else arr(b), labels, K, f, minimizer)
+
+    def log(step: int, theta: torch.Tensor, f: torch.Tensor) -> None:
+        best = int(torch.argmin(torch.nan_to_num(f, nan=math.inf)))
+        value = float(f[best])
+        history["step"].append(step)
+        history["objective"].append(value)
+        if metrics:
+            st = state_of(theta[best], value)
+            for m in metrics:
+                history[m].append(HISTORY_METRICS[m](st))
+
+    generator = torch.Generator().manual_seed(seed)
+    theta0 = layout.init(restarts, init_std, generator).to(device=dev, dtype=dtype)
+    f0 = fun(theta0).detach()
+    if not bool(torch.isfinite(f0).all()):
+        raise TrainingDivergedError("the objective is not finite at the initial point; lower init_std")
+
+    desc = f"UFM L={L} {'bias' if bias else 'no bias'} ({optimizer})"
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True)
+    start = time.perf_counter()
+    log(0, theta0, f0)
+
+    def diverged(step: int, f: torch.Tensor) -> None:
+        bad = ~torch.isfinite(f) | (f > 1e6 * f0.clamp_min(1.0))
+        if bool(bad.any()):
+            bar.close()
+            value = float(f[bad][0])
+            hint = f"lower the learning rate (lr={lr:g}; try lr={lr / 10:g})" if optimizer != "lbfgs" else "lower init_std"
+            raise TrainingDivergedError(f"training diverged at step {step}: objective = {value:g} ({optimizer}); {hint}")
+
+    if optimizer == "lbfgs":
+        solver = BatchedLBFGS(fun, theta0)
+        while solver.n_iter < steps and not bool(solver.done.all()):
+            before = solver.n_iter
+            for _ in range(min(log_every, steps - solver.n_iter)):
+                solver.step()
+                if bool(solver.done.all()):
+                    break
+            diverged(solver.n_iter, solver.f)
+            log(solver.n_iter, solver.theta, solver.f)
+            bar.update(solver.n_iter - before)
+            bar.set_postfix(objective=f"{float(solver.f.min()):.8g}", refresh=False)
+        best = int(torch.argmin(solver.f))
+        theta, f_best, taken = solver.theta[best : best + 1], float(solver.f[best]), solver.n_iter
+        if prune:
+            theta, f_best, extra = _prune(theta, f_best, fun, layout, counts, Y, steps)
+            taken += extra
+            if extra:
+                log(taken, theta, torch.tensor([f_best]))
+    else:
+        theta = theta0.clone().requires_grad_(True)
+        opt = torch.optim.SGD([theta], lr=lr, momentum=momentum) if optimizer == "gd" else torch.optim.Adam([theta], lr=lr)
+        f = f0
+        for step in range(1, steps + 1):
+            opt.zero_grad(set_to_none=True)
+            f = fun(theta)
+            f.sum().backward()
+            opt.step()
+            if step % log_every == 0 or step == steps:
+                f = fun(theta).detach()
+                diverged(step, f)
+                log(step, theta.detach(), f)
+                bar.update(step - bar.n)
+                bar.set_postfix(objective=f"{float(f.min()):.8g}", refresh=False)
+        f = fun(theta).detach()
+        diverged(steps, f)
+        best = int(torch.argmin(f))
+        theta, f_best, taken = theta.detach()[best : best + 1], float(f[best]), steps
+    bar.total = max(bar.n, 1)
+    bar.refresh()
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    final = state_of(theta[0], f_best)
+    settings = dict(
+        d=d, lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=bool(bias), lam_b=lam_b, loss=loss, optimizer=optimizer,
+        lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
+        init_std=init_std, restarts=restarts, prune=bool(prune), seed=seed, device=str(dev), dtype=str(dtype).replace("torch.", ""),
+    )  # fmt: skip
+    return TrainResult(
+        layers=final.layers,
+        H=final.H,
+        b=final.b if final.b is not None else np.zeros(K),
+        labels=labels,
+        n=counts,
+        objective=f_best,
+        history={k: np.asarray(v) for k, v in history.items()},
+        settings=settings,
+        steps=taken,
+        seconds=seconds,
+    )
+
+
+def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> tuple[torch.Tensor, float, int]:
+    solver = BatchedLBFGS(fun, theta)
+    while solver.n_iter < steps and not bool(solver.done.all()):
+        solver.step()
+    return solver.theta, float(solver.f[0]), solver.n_iter
+
+
+def _prune(
+    theta: torch.Tensor, f: float, fun: Callable, layout: _Layout, counts: np.ndarray, Y: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, float, int]:
+    """Remove the weakest surviving mode while that lowers (P); returns (theta, f, iterations).
+
+    A mode of ``W M D`` is a direction ``q`` in feature space (``M D v / ||M D v||`` for its
+    right singular vector ``v``). Projecting ``q`` out of ``H`` and out of the input of ``W_1``
+    sets the mode to zero, a local minimum of its own for ``L >= 2``; L-BFGS then re-balances
+    the rest. A spurious mode (a local minimum just below the threshold) is removed this way;
+    a mode that belongs to the optimum comes back more expensive and is kept.
+    """
+    taken = 0
+    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
+    n_t = sqrt_n**2
+    while True:
+        layers, H, b = layout.unpack(theta)
+        Z = (H[0] @ Y.T) / n_t * sqrt_n  # M D, (d, K)
+        A = product([W[0] for W in layers]) @ Z
+        _, sig, Vh = torch.linalg.svd(A)
+        alive = (sig > 1e-6 * sig.max()).nonzero().flatten()
+        if sig.max() == 0 or alive.numel() == 0:
+            return theta, f, taken
+        j = int(alive[-1])  # weakest surviving mode
+        q = Z @ Vh[j]
+        q = q / q.norm()
+        P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
+        new_layers = [W.clone() for W in layers]
+        new_layers[0] = new_layers[0] @ P
+        candidate = layout.pack(new_layers, P @ H, b)
+        cand_theta, cand_f, it = _run_lbfgs(fun, candidate, steps)
+        taken += it
+        if not cand_f < f - 1e-13 * abs(f):
+            return theta, f, taken
+        theta, f = cand_theta, cand_f
