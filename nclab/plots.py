@@ -1,0 +1,585 @@
+"""Matplotlib figures shared by the chapters of the book.
+
+Every function draws on an optional ``ax`` (created when ``None``) and returns the Axes (or the
+Figure for multi-panel plots), so a chapter can compose panels freely. Colours come from
+:func:`class_colors`, so class ``k`` has the same colour in every figure of the book. Classes
+and modes are numbered from 1 in labels, as in the text (``n_1, ..., n_K``).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from . import theory
+
+__all__ = [
+    "class_colors",
+    "plot_gram",
+    "plot_grams",
+    "plot_geometry",
+    "plot_spectrum",
+    "plot_history",
+    "plot_scalar_problem",
+    "plot_sweep",
+]
+
+#: Diverging colour map of the Gram heatmaps (symmetric scale around 0).
+GRAM_CMAP = "RdBu_r"
+
+#: Readable names of the history keys logged by :func:`nclab.train`.
+HISTORY_LABELS = {
+    "objective": "objective $f$",
+    "nc1": r"NC1 $\mathrm{tr}(\Sigma_W\Sigma_B^+)/K$",
+    "nc1_weighted": "NC1 (weighted)",
+    "nc3": "NC3 (self-duality)",
+    "nc4": "NC4 (1 - NCC agreement)",
+    "W_gram_error": r"$\|WW^\top - $theory$\|/\|$theory$\|$",
+    "M_gram_error": r"$\|M^\top M - $theory$\|/\|$theory$\|$",
+    "gap": r"gap $(f - f^*)/f^*$",
+}
+
+
+def _check_K(K: object) -> int:
+    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
+        raise ValueError(f"K must be a whole number >= 1; got {K!r}")
+    return int(K)
+
+
+def class_colors(K: int) -> list:
+    """Qualitative colours of classes ``1..K``, the same in every figure of the book.
+
+    Parameters
+    ----------
+    K : int
+        Number of classes (>= 1).
+
+    Returns
+    -------
+    list of K RGBA tuples
+        ``tab10`` for ``K <= 10``, ``tab20`` for ``K <= 20``, evenly spaced ``turbo`` beyond.
+    """
+    K = _check_K(K)
+    if K <= 10:
+        cmap = plt.get_cmap("tab10")
+        return [tuple(cmap(k)) for k in range(K)]
+    if K <= 20:
+        cmap = plt.get_cmap("tab20")
+        return [tuple(cmap(k)) for k in range(K)]
+    cmap = plt.get_cmap("turbo")
+    return [tuple(cmap(t)) for t in np.linspace(0.05, 0.95, K)]
+
+
+def _new_ax(ax: Axes | None, figsize: tuple[float, float] = (4.5, 3.5)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def _square(G: object, name: str = "G") -> np.ndarray:
+    G = np.asarray(G, dtype=float)
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"{name} must be a square (K, K) matrix; got shape {G.shape}")
+    return G
+
+
+def plot_gram(
+    G: np.ndarray,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
+    annotate: bool = True,
+    vmax: float | None = None,
+    colorbar: bool = True,
+) -> Axes:
+    """Heatmap of a ``K x K`` Gram matrix on a symmetric diverging scale.
+
+    Parameters
+    ----------
+    G : array_like, shape (K, K)
+        Gram matrix, e.g. ``W W^T`` or ``M^T M``.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when ``None``.
+    title : str, optional
+    labels : sequence of K str, optional
+        Tick labels; default ``1..K``.
+    annotate : bool, default True
+        Write the values in the cells (only when ``K <= 10``).
+    vmax : float, optional
+        The scale runs over ``[-vmax, vmax]``; default ``max |G|`` (1 for a zero matrix).
+    colorbar : bool, default True
+        Add a colour bar beside the heatmap.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    G = _square(G)
+    K = G.shape[0]
+    ax = _new_ax(ax, (3.8, 3.3))
+    if vmax is None:
+        vmax = float(np.max(np.abs(G))) if G.size else 1.0
+        if not np.isfinite(vmax) or vmax == 0:
+            vmax = 1.0
+    im = ax.imshow(G, cmap=GRAM_CMAP, vmin=-vmax, vmax=vmax)
+    ticks = np.arange(K)
+    if labels is None:
+        labels = [str(k + 1) for k in range(K)]
+    elif len(labels) != K:
+        raise ValueError(f"labels must have K = {K} entries; got {len(labels)}")
+    if K <= 20:
+        ax.set_xticks(ticks, labels)
+        ax.set_yticks(ticks, labels)
+    if annotate and K <= 10:
+        for i in range(K):
+            for j in range(K):
+                v = G[i, j]
+                dark = abs(v) > 0.6 * vmax
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8 if K <= 6 else 6,
+                        color="white" if dark else "black")
+    if title is not None:
+        ax.set_title(title)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def plot_grams(
+    grams: Mapping[str, np.ndarray],
+    *,
+    normalize: bool = True,
+    figsize: tuple[float, float] | None = None,
+    annotate: bool = True,
+) -> Figure:
+    """A row of Gram heatmaps on one shared scale, titled by the keys of ``grams``.
+
+    Parameters
+    ----------
+    grams : dict of str to array_like, each (K, K)
+        The matrices, in display order.
+    normalize : bool, default True
+        Divide each matrix by its Frobenius norm (zero matrices are left as they are), so shapes
+        can be compared regardless of scale.
+    figsize : (float, float), optional
+        Default ``(3.2 * len(grams) + 0.8, 3.2)``.
+    annotate : bool, default True
+        Write the values in the cells when ``K <= 10``.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if not grams:
+        raise ValueError("grams must contain at least one matrix")
+    mats = {}
+    for name, G in grams.items():
+        G = _square(G, f"grams[{name!r}]")
+        if normalize:
+            nrm = np.linalg.norm(G)
+            if nrm > 0:
+                G = G / nrm
+        mats[name] = G
+    vmax = max(float(np.max(np.abs(G))) for G in mats.values()) or 1.0
+    m = len(mats)
+    if figsize is None:
+        figsize = (3.2 * m + 0.8, 3.2)
+    fig, axes = plt.subplots(1, m, figsize=figsize, squeeze=False, layout="constrained")
+    for ax, (name, G) in zip(axes[0], mats.items()):
+        plot_gram(G, ax, title=name, annotate=annotate, vmax=vmax, colorbar=False)
+    im = axes[0][0].images[0]
+    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / max(m, 1) * 2, pad=0.02,
+                 label="normalised value" if normalize else "value")
+    return fig
+
+
+def _principal_directions(X: np.ndarray, dim: int) -> np.ndarray:
+    """Top ``dim`` left singular vectors of ``X`` (d, m), padded with zeros when rank is lower.
+
+    Signs are fixed so that the largest entry (in absolute value) of each direction is positive.
+    """
+    d = X.shape[0]
+    P = np.zeros((d, dim))
+    if np.any(X):
+        U, s, _ = np.linalg.svd(X, full_matrices=False)
+        r = min(dim, U.shape[1])
+        P[:, :r] = U[:, :r]
+        for j in range(r):
+            i = np.argmax(np.abs(P[:, j]))
+            if P[i, j] < 0:
+                P[:, j] = -P[:, j]
+    return P
+
+
+def plot_geometry(
+    M: np.ndarray,
+    W: np.ndarray | None = None,
+    ax: Axes | None = None,
+    *,
+    dim: int = 2,
+    counts: Sequence[float] | None = None,
+    title: str | None = None,
+    rescale: bool = True,
+    legend: bool = True,
+) -> Axes:
+    """Class means (solid arrows) and classifier rows (dashed) in their top principal plane.
+
+    Parameters
+    ----------
+    M : array_like, shape (d, K)
+        Class means as columns.
+    W : array_like, shape (K, d), optional
+        Classifier (product of the layers); row ``k`` is drawn in class ``k``'s colour.
+    ax : matplotlib Axes, optional
+        For ``dim = 3`` it must be a 3d Axes; a new figure is created when ``None``.
+    dim : {2, 3}
+        Project on the top ``dim`` principal directions (uncentred SVD) of ``[M, W^T]``.
+    counts : sequence of K numbers, optional
+        Class sizes, shown in the legend as ``class k (n_k)``.
+    title : str, optional
+    rescale : bool, default True
+        Classifier rows and class means often differ in scale by a large factor; scale ``W``
+        so its longest row is as long as the longest class mean (the legend states the factor).
+    legend : bool, default True
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    A vector of (numerically) zero length is drawn as a dot at the origin. When everything is
+    zero the axes show the note "all vectors collapsed to 0".
+    """
+    if dim not in (2, 3):
+        raise ValueError(f"dim must be 2 or 3; got {dim!r}")
+    M = np.asarray(M, dtype=float)
+    if M.ndim != 2:
+        raise ValueError(f"M must be a (d, K) matrix; got shape {M.shape}")
+    d, K = M.shape
+    if W is not None:
+        W = np.asarray(W, dtype=float)
+        if W.shape != (K, d):
+            raise ValueError(f"W must have shape (K, d) = {(K, d)}; got {W.shape}")
+    if counts is not None and len(counts) != K:
+        raise ValueError(f"counts must have K = {K} entries; got {len(counts)}")
+    if ax is None:
+        fig = plt.figure(figsize=(4.5, 4.2))
+        ax = fig.add_subplot(projection="3d" if dim == 3 else None)
+    elif dim == 3 and getattr(ax, "name", "") != "3d":
+        raise ValueError("dim = 3 needs a 3d Axes (projection='3d')")
+
+    factor = 1.0
+    m_max = float(np.max(np.linalg.norm(M, axis=0))) if K else 0.0
+    if W is not None:
+        w_max = float(np.max(np.linalg.norm(W, axis=1)))
+        if rescale and w_max > 0 and m_max > 0:
+            factor = m_max / w_max
+        Wd = W * factor
+        X = np.concatenate([M, Wd.T], axis=1)
+    else:
+        Wd = None
+        X = M
+    P = _principal_directions(X, dim)
+    Pm = P.T @ M  # (dim, K)
+    Pw = P.T @ Wd.T if Wd is not None else None
+    scale = float(np.max(np.abs(X))) if X.size else 0.0
+    colors = class_colors(K)
+    tol = 1e-9 * max(scale, 1e-300)
+
+    def draw(vec: np.ndarray, color: tuple, dashed: bool, gid: str) -> None:
+        ls = "--" if dashed else "-"
+        if np.linalg.norm(vec) <= tol or scale == 0:
+            ax.plot(*[[0.0]] * dim, marker="o", ms=7 if not dashed else 4, color=color,
+                    ls="none", gid=gid, mfc=color if not dashed else "none")
+            return
+        ax.plot(*[[0.0, v] for v in vec], ls=ls, lw=2.0 if not dashed else 1.5, color=color, gid=gid)
+        if dim == 2:
+            ax.annotate("", xy=tuple(vec), xytext=tuple(vec * 0.9), gid=gid + "-head",
+                        arrowprops=dict(arrowstyle="-|>", color=color, lw=1.5, shrinkA=0, shrinkB=0,
+                                        mutation_scale=14))
+        else:
+            ax.plot(*[[v] for v in vec], marker="o" if not dashed else "^", ms=6, color=color,
+                    mfc=color if not dashed else "none", ls="none", gid=gid + "-head")
+
+    for k in range(K):
+        draw(Pm[:, k], colors[k], False, f"mean-{k}")
+        if Pw is not None:
+            draw(Pw[:, k], colors[k], True, f"classifier-{k}")
+
+    if scale == 0:
+        if dim == 2:
+            ax.text(0.5, 0.8, "all vectors collapsed to 0", transform=ax.transAxes, ha="center")
+        else:
+            ax.text2D(0.5, 0.85, "all vectors collapsed to 0", transform=ax.transAxes, ha="center")
+        lim = 1.0
+    else:
+        allp = Pm if Pw is None else np.concatenate([Pm, Pw], axis=1)
+        lim = 1.15 * float(np.max(np.abs(allp)))
+        if lim == 0:
+            lim = 1.0
+    if dim == 2:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+        ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+        ax.set_xlabel("principal direction 1")
+        ax.set_ylabel("principal direction 2")
+    else:
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_zlim(-lim, lim)
+        ax.set_box_aspect((1, 1, 1))
+        ax.set_xlabel("PC 1")
+        ax.set_ylabel("PC 2")
+        ax.set_zlabel("PC 3")
+    if title is not None:
+        ax.set_title(title)
+    if legend:
+        handles = []
+        for k in range(K):
+            lab = f"class {k + 1}" + (f" ({counts[k]:g})" if counts is not None else "")
+            handles.append(Line2D([], [], color=colors[k], lw=2, label=lab))
+        handles.append(Line2D([], [], color="0.3", lw=2, label="class mean $m_k$"))
+        if W is not None:
+            wlab = "classifier row $w_k$"
+            if factor != 1.0:
+                wlab += f" (×{factor:.2g})"
+            handles.append(Line2D([], [], color="0.3", lw=1.5, ls="--", label=wlab))
+        ax.legend(handles=handles, fontsize=7, loc="best" if dim == 2 else "upper left")
+    return ax
+
+
+def plot_spectrum(
+    n: Sequence[float] | np.ndarray,
+    *,
+    bias: bool = True,
+    threshold: float | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Singular values ``s_i`` of the target against their index, with the interlacing bounds.
+
+    Parameters
+    ----------
+    n : array_like, shape (K,)
+        Class counts.
+    bias : bool, default True
+        Target ``Yhat = (I - n 1^T/N) D`` (with bias) or ``D = diag(sqrt(n))`` (without).
+    threshold : float, optional
+        ``s_thr`` (:func:`nclab.theory.threshold`): drawn as a horizontal line; modes with
+        ``s_i >= s_thr`` are filled (survive), the others hollow (collapse to 0). Without a
+        threshold every nonzero mode is filled.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    With the bias, ``sqrt(n_(i+1)) <= s_i <= sqrt(n_(i))`` (sorted counts) and ``s_K = 0``
+    (:func:`nclab.theory.interlacing_bounds`); these intervals are drawn as grey bars.
+    """
+    s = theory.singular_values(n, bias)
+    K = s.size
+    idx = np.arange(1, K + 1)
+    ax = _new_ax(ax)
+    if bias:
+        lower, upper = theory.interlacing_bounds(n)
+        ax.vlines(idx[:-1], lower[:-1], upper[:-1], color="0.6", lw=6, alpha=0.5,
+                  label=r"$[\sqrt{n_{(i+1)}}, \sqrt{n_{(i)}}]$")
+    cut = threshold if threshold is not None else 0.0
+    alive = s >= cut if threshold is not None else s > 0
+    ax.plot(idx[alive], s[alive], "o", color="C0", ms=7, ls="none", label="$s_i$ (survives)")
+    ax.plot(idx[~alive], s[~alive], "o", mfc="none", mec="C0", ms=7, ls="none",
+            label="$s_i$ (collapses to 0)")
+    if threshold is not None:
+        ax.axhline(threshold, color="C3", ls="--", lw=1.2, label=r"$s_{\mathrm{thr}}$")
+    ax.set_xticks(idx)
+    ax.set_xlabel("mode $i$")
+    ax.set_ylabel("singular value")
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_history(
+    history: Mapping[str, np.ndarray],
+    keys: Sequence[str] = ("objective", "nc1"),
+    ax: Axes | None = None,
+    *,
+    logy: bool = True,
+) -> Axes:
+    """Curves of logged metrics against ``history["step"]``.
+
+    Parameters
+    ----------
+    history : dict of str to array_like, each (T,)
+        As in :attr:`nclab.TrainResult.history`; must contain ``"step"`` and every key.
+    keys : sequence of str
+        Which series to draw, one curve each.
+    ax : matplotlib Axes, optional
+    logy : bool, default True
+        Log scale on y. Non-positive values are clipped to half the smallest positive value
+        drawn (``1e-16`` when there is none), so exact zeros stay visible at the bottom.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    if "step" not in history:
+        raise ValueError("history must contain 'step'")
+    steps = np.asarray(history["step"], dtype=float)
+    for key in keys:
+        if key not in history:
+            raise ValueError(f"keys: {key!r} is not in history (has {sorted(history)})")
+    ax = _new_ax(ax)
+    series = [np.asarray(history[key], dtype=float) for key in keys]
+    floor = 1e-16
+    if logy:
+        pos = [v[np.isfinite(v) & (v > 0)] for v in series]
+        pos = [p for p in pos if p.size]
+        if pos:
+            floor = 0.5 * min(float(p.min()) for p in pos)
+    for i, (key, v) in enumerate(zip(keys, series)):
+        if logy:
+            v = np.where(np.isfinite(v), np.maximum(v, floor), v)
+        ax.plot(steps, v, color=f"C{i}", lw=1.6, label=HISTORY_LABELS.get(key, key))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("value")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_scalar_problem(
+    s_values: Sequence[float],
+    N: float,
+    c: float,
+    L: int,
+    ax: Axes | None = None,
+    *,
+    x_max: float | None = None,
+) -> Axes:
+    """The scalar problem ``phi(x; s) / phi(0; s)`` for several ``s``, with its global minimiser.
+
+    Parameters
+    ----------
+    s_values : sequence of float
+        Singular values of the target (``> 0``).
+    N : float
+        Number of samples.
+    c : float
+        Effective strength :func:`nclab.theory.effective_c`.
+    L : int
+        Depth.
+    ax : matplotlib Axes, optional
+    x_max : float, optional
+        Right end of the x range; default ``1.1 max(s)``.
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    ``phi(x; s) = (x - s)^2/(2N) + (L+1)/2 c x^(2/(L+1))`` (:func:`nclab.theory.scalar_objective`);
+    the global minimiser (:func:`nclab.theory.scalar_minimizer`) is marked with a star. Dividing
+    by ``phi(0; s) = s^2/(2N)`` puts every curve at 1 for ``x = 0``, so a curve dipping below 1
+    is a mode that survives.
+    """
+    s_values = np.atleast_1d(np.asarray(s_values, dtype=float))
+    if s_values.size == 0 or np.any(s_values <= 0):
+        raise ValueError("s_values must be a non-empty list of positive singular values")
+    ax = _new_ax(ax)
+    if x_max is None:
+        x_max = 1.1 * float(s_values.max())
+    x = np.linspace(0.0, x_max, 600)
+    xs = theory.scalar_minimizer(s_values, N, c, L)
+    for i, (s, xstar) in enumerate(zip(s_values, xs)):
+        phi0 = float(theory.scalar_objective(0.0, s, N, c, L))
+        y = theory.scalar_objective(x, s, N, c, L) / phi0
+        ax.plot(x, y, color=f"C{i}", lw=1.6, label=f"s = {s:.3g}")
+        ystar = float(theory.scalar_objective(xstar, s, N, c, L)) / phi0
+        ax.plot([xstar], [ystar], marker="*", ms=12, color=f"C{i}", mec="black", mew=0.6, ls="none")
+    ax.axhline(1.0, color="0.7", lw=0.8, zorder=0)
+    ax.plot([], [], marker="*", ms=10, color="0.5", mec="black", ls="none", label="global minimiser")
+    ax.set_xlabel("$x$ (singular value of $W Z$)")
+    ax.set_ylabel(r"$\varphi(x; s)\,/\,\varphi(0; s)$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_sweep(
+    param: Sequence[float],
+    theory_values: np.ndarray,
+    trained_values: np.ndarray | None = None,
+    ax: Axes | None = None,
+    *,
+    xlabel: str = "lambda",
+    ylabel: str = "value",
+    labels: Sequence[str] | None = None,
+    logx: bool = True,
+) -> Axes:
+    """Theory curves (lines) and trained values (markers) over a parameter grid.
+
+    Parameters
+    ----------
+    param : array_like, shape (m,)
+        The grid, e.g. values of lambda.
+    theory_values : array_like, shape (m,) or (m, k)
+        ``k`` series predicted by the theory.
+    trained_values : array_like, same shape as ``theory_values``, optional
+        The same quantities measured on trained models; NaN entries are skipped.
+    ax : matplotlib Axes, optional
+    xlabel, ylabel : str
+        Axis labels (``"lambda"`` is typeset as ``λ``).
+    labels : sequence of k str, optional
+        Series names for the legend; default ``series 1..k``.
+    logx : bool, default True
+        Log scale on x.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    p = np.asarray(param, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"param must be one-dimensional; got shape {p.shape}")
+    tv = np.asarray(theory_values, dtype=float)
+    if tv.ndim == 1:
+        tv = tv[:, None]
+    if tv.ndim != 2 or tv.shape[0] != p.size:
+        raise ValueError(f"theory_values must have shape (m,) or (m, k) with m = {p.size}; got {np.shape(theory_values)}")
+    k = tv.shape[1]
+    tr = None
+    if trained_values is not None:
+        tr = np.asarray(trained_values, dtype=float)
+        if tr.ndim == 1:
+            tr = tr[:, None]
+        if tr.shape != tv.shape:
+            raise ValueError(f"trained_values must have the shape of theory_values {tv.shape}; got {tr.shape}")
+    if labels is None:
+        labels = [f"series {j + 1}" for j in range(k)] if k > 1 else [""]
+    elif len(labels) != k:
+        raise ValueError(f"labels must have k = {k} entries; got {len(labels)}")
+    ax = _new_ax(ax)
+    for j in range(k):
+        name = labels[j]
+        ax.plot(p, tv[:, j], color=f"C{j}", lw=1.6, label=(f"{name} theory" if name else "theory"))
+        if tr is not None:
+            ax.plot(p, tr[:, j], "o", color=f"C{j}", ms=5, mfc="none", mew=1.3, ls="none",
+                    label=(f"{name} trained" if name else "trained"))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(r"$\lambda$" if xlabel == "lambda" else xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax
