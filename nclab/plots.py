@@ -352,7 +352,10 @@ def plot_geometry(
             if factor != 1.0:
                 wlab += f" (×{factor:.2g})"
             handles.append(Line2D([], [], color="0.3", lw=1.5, ls="--", label=wlab))
-        ax.legend(handles=handles, fontsize=7, loc="best" if dim == 2 else "upper left")
+        if dim == 2:
+            ax.legend(handles=handles, fontsize=7, loc="best")
+        else:
+            ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.05, 0.5))
     return ax
 
 
@@ -510,6 +513,8 @@ def plot_scalar_problem(
         ystar = float(theory.scalar_objective(xstar, s, N, c, L)) / phi0
         ax.plot([xstar], [ystar], marker="*", ms=12, color=f"C{i}", mec="black", mew=0.6, ls="none")
     ax.axhline(1.0, color="0.7", lw=0.8, zorder=0)
+    lowest = min(float(np.min(ln.get_ydata())) for ln in ax.get_lines())
+    ax.set_ylim(min(0.0, lowest - 0.05), 1.6)
     ax.plot([], [], marker="*", ms=10, color="0.5", mec="black", ls="none", label="global minimiser")
     ax.set_xlabel("$x$ (singular value of $W Z$)")
     ax.set_ylabel(r"$\varphi(x; s)\,/\,\varphi(0; s)$")
