@@ -6,9 +6,9 @@ objective is :func:`nclab.objective.ufm_objective`. :func:`train` minimises it w
 * ``optimizer="lbfgs"`` (default): full-batch L-BFGS in float64 (:mod:`nclab.lbfgs`), several
   random starts run as one batch, then a *pruning* pass. For ``L >= 2`` the origin of every
   mode is a local minimum and, just below the threshold, so is a spurious nonzero mode
-  (``nclab.theory.nonzero_branch``): starts of moderate size avoid the first trap, and the
-  pruning pass removes the weakest surviving mode and keeps the result if (P) went down. With
-  the defaults, training reaches the closed-form optimum on the book's problems;
+  (``nclab.theory.nonzero_branch``). A polishing pass removes the weakest surviving mode, then
+  plants the mode the residual misses, keeping each move only if (P) went down. With the
+  defaults, training reaches the closed-form optimum on the book's problems;
 * ``optimizer="gd"`` (full-batch gradient descent with momentum) or ``"adam"``, for chapters
   that show training dynamics.
 """
@@ -332,8 +332,9 @@ def train(
         Random starts trained side by side, the best kept (default 1 for ``L = 1``, 2 for deeper
         models with L-BFGS, 1 otherwise).
     prune : bool, optional
-        After L-BFGS, try removing the weakest surviving mode and keep it removed if (P)
-        decreases (default: on for ``L >= 2`` with L-BFGS).
+        After L-BFGS, try removing the weakest surviving mode, then planting the mode the
+        residual misses, each kept only if (P) decreases (default: on for ``L >= 2`` with
+        L-BFGS and MSE).
     seed : int, default 0
         Seed of the initialisation; the same seed gives the same result on the same device.
     log_every : int, optional
@@ -461,7 +462,7 @@ def train(
         best = int(torch.argmin(solver.f))
         theta, f_best, taken = solver.theta[best : best + 1], float(solver.f[best]), solver.n_iter
         if prune:
-            theta, f_best, extra = _prune(theta, f_best, fun, layout, counts, Y, steps)
+            theta, f_best, extra = _polish(theta, f_best, fun, layout, counts, Y, steps, lams, lam_H)
             taken += extra
             if extra:
                 log(taken, theta, torch.tensor([f_best]))
@@ -516,37 +517,80 @@ def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> tuple[torch.Te
     return solver.theta, float(solver.f[0]), solver.n_iter
 
 
-def _prune(
-    theta: torch.Tensor, f: float, fun: Callable, layout: _Layout, counts: np.ndarray, Y: torch.Tensor, steps: int
-) -> tuple[torch.Tensor, float, int]:
-    """Remove the weakest surviving mode while that lowers (P); returns (theta, f, iterations).
+def _modes(theta: torch.Tensor, layout: _Layout, counts: np.ndarray, Y: torch.Tensor):
+    """Layers, H, b of one problem, with ``Z = M D`` and the SVD of ``W Z`` (K x K)."""
+    layers, H, b = layout.unpack(theta)
+    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
+    Z = (H[0] @ Y.T) / sqrt_n  # M D, shape (d, K)
+    _, sig, Vh = torch.linalg.svd(product([W[0] for W in layers]) @ Z)
+    return layers, H, b, Z, sig, Vh, sqrt_n
 
-    A mode of ``W M D`` is a direction ``q`` in feature space (``M D v / ||M D v||`` for its
-    right singular vector ``v``). Projecting ``q`` out of ``H`` and out of the input of ``W_1``
-    sets the mode to zero, a local minimum of its own for ``L >= 2``; L-BFGS then re-balances
-    the rest. A spurious mode (a local minimum just below the threshold) is removed this way;
-    a mode that belongs to the optimum comes back more expensive and is kept.
+
+def _without_weakest_mode(theta, layout, counts, Y):
+    """Project the weakest surviving mode out of ``H`` and the input of ``W_1``; None if none."""
+    layers, H, b, Z, sig, Vh, _ = _modes(theta, layout, counts, Y)
+    alive = (sig > 1e-6 * sig.max()).nonzero().flatten() if sig.max() > 0 else sig.new_zeros(0, dtype=torch.long)
+    if alive.numel() == 0:
+        return None
+    q = Z @ Vh[int(alive[-1])]
+    q = q / q.norm()
+    P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
+    new_layers = [W.clone() for W in layers]
+    new_layers[0] = new_layers[0] @ P
+    return layout.pack(new_layers, P @ H, b)
+
+
+def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
+    """Seed a mode along the top singular pair of the class-space residual; None if no room.
+
+    The residual of (P) on the class means is ``R = (I - W M - b 1^T) D`` (K x K). A lost mode is a
+    local minimum at zero for ``L >= 2``: gradients cannot bring it back, so it is planted, with
+    balanced layer scales, on a feature direction orthogonal to the surviving ones.
+    """
+    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, layout, counts, Y)
+    K, d = Z.shape[1], Z.shape[0]
+    logits = product([W[0] for W in layers]) @ (Z / sqrt_n)
+    if b is not None:
+        logits = logits + b[0][:, None]
+    R = (torch.eye(K, dtype=Z.dtype, device=Z.device) - logits) * sqrt_n
+    U_r, s_r, Vh_r = torch.linalg.svd(R)
+    Q, _ = torch.linalg.qr(Z) if Z.abs().max() > 0 else (Z.new_zeros(d, 0), None)
+    rank = int((sig > 1e-6 * sig.max()).sum()) if sig.max() > 0 else 0
+    if rank >= d or s_r[0] <= 0:
+        return None
+    gen = torch.Generator().manual_seed(rank)
+    q = torch.randn(d, generator=gen, dtype=torch.float64).to(Z)
+    q = q - Q[:, :rank] @ (Q[:, :rank].T @ q)
+    q = q / q.norm()
+    L = layout.L
+    c = float(np.exp((np.log(lam_H) + np.log(lams).sum()) / (L + 1)))
+    x0 = float(s_r[0]) ** (1 / (L + 1))
+    new_layers = [W.clone() for W in layers]
+    for l in range(L - 1):
+        new_layers[l] = new_layers[l] + np.sqrt(c / lams[l]) * x0 * torch.outer(q, q)
+    new_layers[-1] = new_layers[-1] + np.sqrt(c / lams[-1]) * x0 * torch.outer(U_r[:, 0], q)
+    new_Z = np.sqrt(c / lam_H) * x0 * torch.outer(q, Vh_r[0])
+    new_H = H + (new_Z / sqrt_n) @ Y
+    return layout.pack(new_layers, new_H, b)
+
+
+def _polish(theta, f, fun, layout, counts, Y, steps, lams, lam_H):
+    """Escape the two traps of depth: spurious surviving modes and lost modes.
+
+    First remove the weakest surviving mode while that lowers (P) (a spurious mode is a local
+    minimum just below the threshold); then plant the mode the residual misses while that lowers
+    (P) (the origin of every mode is a local minimum for ``L >= 2``). Each candidate is
+    re-optimised by L-BFGS and kept only if the objective decreases. Returns (theta, f, iterations).
     """
     taken = 0
-    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
-    n_t = sqrt_n**2
-    while True:
-        layers, H, b = layout.unpack(theta)
-        Z = (H[0] @ Y.T) / n_t * sqrt_n  # M D, (d, K)
-        A = product([W[0] for W in layers]) @ Z
-        _, sig, Vh = torch.linalg.svd(A)
-        alive = (sig > 1e-6 * sig.max()).nonzero().flatten()
-        if sig.max() == 0 or alive.numel() == 0:
-            return theta, f, taken
-        j = int(alive[-1])  # weakest surviving mode
-        q = Z @ Vh[j]
-        q = q / q.norm()
-        P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
-        new_layers = [W.clone() for W in layers]
-        new_layers[0] = new_layers[0] @ P
-        candidate = layout.pack(new_layers, P @ H, b)
-        cand_theta, cand_f, it = _run_lbfgs(fun, candidate, steps)
-        taken += it
-        if not cand_f < f - 1e-13 * abs(f):
-            return theta, f, taken
-        theta, f = cand_theta, cand_f
+    for move in (lambda t: _without_weakest_mode(t, layout, counts, Y), lambda t: _with_new_mode(t, layout, counts, Y, lams, lam_H)):
+        while True:
+            candidate = move(theta)
+            if candidate is None:
+                break
+            cand_theta, cand_f, it = _run_lbfgs(fun, candidate, steps)
+            taken += it
+            if not cand_f < f - 1e-13 * abs(f):
+                break
+            theta, f = cand_theta, cand_f
+    return theta, f, taken

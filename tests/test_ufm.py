@@ -1,0 +1,151 @@
+"""The UFM trainer against the closed form, reproducibility, divergence and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+import nclab
+from nclab import data, theory
+from nclab.ufm import TrainingDivergedError, train
+
+IMBALANCED = [20, 10, 5, 5]
+BALANCED = [10, 10, 10]
+
+
+def lam_for(n, L, bias, cut):
+    """A common lambda away from every critical value (no ties between optima).
+
+    ``cut=False``: below every critical value (all modes alive). ``cut=True``: between the two
+    largest distinct critical values (one mode survives) or, if all modes die together
+    (balanced counts), above them (everything collapses).
+    """
+    crit = np.unique(np.round(theory.critical_lambda(n, L=L, bias=bias), 12))[::-1]
+    crit = crit[crit > 0]
+    if not cut:
+        return float(0.5 * crit[-1])
+    return float(np.sqrt(crit[0] * crit[1])) if len(crit) > 1 else float(1.5 * crit[0])
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("n", [IMBALANCED, BALANCED], ids=["imbalanced", "balanced"])
+@pytest.mark.parametrize("cut", [False, True], ids=["all-alive", "modes-cut"])
+def test_default_trainer_reaches_the_closed_form(n, L, bias, cut):
+    lam = lam_for(n, L, bias, cut)
+    g = theory.global_minimizer(n, lam, lam, L=L, bias=bias)
+    assert g.n_active < (len(n) - 1 if bias else len(n)) if cut else g.n_active == (len(n) - 1 if bias else len(n))
+    r = train(n, d=6, lam_W=lam, lam_H=lam, L=L, bias=bias, progress=False, metrics=())
+    assert abs(r.objective - g.objective) <= 1e-8 * g.objective
+    err = r.distance_to_theory()
+    assert err["W_gram"] < 1e-5 and err["M_gram"] < 1e-5 and err["b"] < 1e-5
+
+
+def test_per_layer_strengths_and_regularised_bias():
+    n = IMBALANCED
+    r = train(n, d=5, lam_W=[0.01, 0.02], lam_H=0.005, L=2, progress=False, metrics=())
+    assert r.gap < 1e-8
+    # a regularised bias is pulled below the frequencies n/N
+    rb = train(n, d=5, lam_W=0.01, lam_H=0.01, lam_b=0.5, progress=False, metrics=())
+    assert np.linalg.norm(rb.b) < np.linalg.norm(np.asarray(n) / sum(n)) - 1e-3
+    with pytest.raises(ValueError, match="lam_b=0"):
+        rb.theory()
+
+
+def test_same_seed_same_result_and_different_seed_different_start():
+    kw = dict(d=4, lam_W=0.01, lam_H=0.01, progress=False, metrics=(), steps=30)
+    a, b = train(IMBALANCED, seed=3, **kw), train(IMBALANCED, seed=3, **kw)
+    assert np.array_equal(a.H, b.H) and all(np.array_equal(x, y) for x, y in zip(a.layers, b.layers))
+    c = train(IMBALANCED, seed=4, **kw)
+    assert not np.array_equal(a.H, c.H)
+
+
+@pytest.mark.parametrize("optimizer, lr", [("gd", 0.5), ("adam", 0.02)])
+def test_first_order_optimisers_decrease_the_objective_and_log_history(optimizer, lr):
+    r = train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, optimizer=optimizer, lr=lr, steps=400, log_every=50,
+              metrics=("nc1", "gap"), progress=False)  # fmt: skip
+    h = r.history
+    assert h["step"].tolist() == [0, 50, 100, 150, 200, 250, 300, 350, 400]
+    assert set(h) == {"step", "objective", "nc1", "gap"}
+    assert h["objective"][-1] < 0.5 * h["objective"][0]
+    assert h["nc1"][-1] < h["nc1"][0]
+    assert np.all(np.asarray(h["gap"]) >= -1e-12)  # nothing beats the global optimum
+
+
+def test_cross_entropy_collapses_features():
+    r = train(IMBALANCED, d=4, lam_W=1e-3, lam_H=1e-3, loss="ce", progress=False)
+    assert r.history["nc1"][-1] < 1e-6 * r.history["nc1"][0]
+    with pytest.raises(ValueError, match="loss='mse'"):
+        train(IMBALANCED, d=4, lam_W=1e-3, lam_H=1e-3, loss="ce", metrics=("gap",), progress=False)
+
+
+def test_divergence_names_the_cause_and_the_fix():
+    with pytest.raises(TrainingDivergedError, match=r"lower the learning rate \(lr=50; try lr=5\)"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, optimizer="gd", lr=50.0, steps=200, progress=False)
+
+
+def test_result_is_notebook_friendly():
+    r = train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, progress=False)
+    assert r.W.shape == (4, 4) and r.H.shape == (4, 40) and r.b.shape == (4,) and r.means.shape == (4, 4)
+    assert r.labels.tolist() == data.labels_from_counts(IMBALANCED).tolist()
+    text = repr(r)
+    assert "\n" not in text and text.startswith("TrainResult(K=4, N=40, d=4, L=1, bias=True")
+    assert r.settings["device"] == "cpu" and r.settings["lam_W"] == [0.01]
+    rn = train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, bias=False, progress=False)
+    assert np.all(rn.b == 0) and not rn.bias
+
+
+def test_progress_bar_can_be_switched_off(capsys):
+    train(BALANCED, d=3, lam_W=0.01, lam_H=0.01, progress=False)
+    assert capsys.readouterr().err == ""
+    train(BALANCED, d=3, lam_W=0.01, lam_H=0.01, progress=True)
+    assert "UFM L=1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(d=0), "d must be a whole number >= 1"),
+        (dict(lam_W=-1.0), "lam_W"),
+        (dict(lam_H=float("nan")), "lam_H"),
+        (dict(L=0), "L "),
+        (dict(optimizer="newton"), "optimizer must be one of"),
+        (dict(loss="hinge"), "loss must be one of"),
+        (dict(optimizer="gd", lr=-0.1), "lr must be a positive"),
+        (dict(steps=0), "steps must be a whole number >= 1"),
+        (dict(momentum=1.0), r"momentum must be in \[0, 1\)"),
+        (dict(metrics=("nc9",)), "unknown: \\['nc9'\\]"),
+        (dict(device="tpu"), "device must be"),
+        (dict(init_std=0.0), "init_std"),
+        (dict(restarts=0), "restarts"),
+        (dict(lam_b=-1.0), "lam_b"),
+        (dict(seed=-1), "seed"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(kwargs, match):
+    args = dict(d=4, lam_W=0.01, lam_H=0.01, progress=False)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        train(IMBALANCED, **args)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without a GPU")
+def test_cuda_requested_without_gpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA GPU is available"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, device="cuda", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_agrees_with_cpu():
+    lam = lam_for(IMBALANCED, 2, True, True)
+    kw = dict(d=6, lam_W=lam, lam_H=lam, L=2, progress=False, metrics=())
+    gpu = train(IMBALANCED, device="cuda", **kw)
+    cpu = train(IMBALANCED, device="cpu", **kw)
+    assert gpu.settings["device"].startswith("cuda")
+    assert gpu.objective == pytest.approx(cpu.objective, rel=1e-10)
+    assert gpu.distance_to_theory()["W_gram"] < 1e-5
+    f32 = train(IMBALANCED, device="cuda", dtype=torch.float32, **kw)
+    assert f32.objective == pytest.approx(cpu.objective, rel=1e-5)
+
+
+def test_package_exports():
+    assert nclab.train is train and nclab.global_minimizer is theory.global_minimizer
