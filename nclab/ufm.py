@@ -31,7 +31,7 @@ from .lbfgs import BatchedLBFGS
 from .objective import product, ufm_objective
 from .theory import GlobalMinimizer, check_lambdas, global_minimizer
 
-__all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "HISTORY_METRICS"]
+__all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "train_many", "HISTORY_METRICS"]
 
 
 class TrainingDivergedError(RuntimeError):
@@ -508,6 +508,114 @@ def train(
         steps=taken,
         seconds=seconds,
     )
+
+
+def train_many(
+    n: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    d: int,
+    lam_W: float | Sequence[float],
+    lam_H: float | Sequence[float],
+    L: int = 1,
+    bias: bool = True,
+    steps: int = 5000,
+    init_std: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> list[TrainResult]:
+    """Train B settings of the UFM at once: one batched L-BFGS over all of them.
+
+    Every problem has its own counts and strengths but the same K, N, d and L, so the
+    parameters of all B problems form one (B, P) tensor and each iteration is a few batched
+    tensor operations (:class:`nclab.lbfgs.BatchedLBFGS`); problems that converge are frozen.
+    For ``L >= 2`` each problem then gets the polishing pass of :func:`train` on its own.
+
+    Parameters
+    ----------
+    n : array_like, shape (B, K) or (K,)
+        Counts per setting, all with the same total N (a single profile is shared).
+    d : int
+        Feature width.
+    lam_W, lam_H : float or array_like of shape (B,)
+        Strengths per setting (one ``lam_W`` for every layer of a setting).
+    L, bias, steps, init_std, seed, progress, device, dtype
+        As in :func:`train` (MSE loss, unregularised bias).
+
+    Returns
+    -------
+    list of TrainResult
+        One per setting, in order; ``history`` holds the objective of each.
+    """
+    counts = np.atleast_2d(np.asarray(n, dtype=float))
+    if counts.ndim != 2:
+        raise ValueError(f"n must have shape (B, K) or (K,); got {np.shape(n)}")
+    sizes = {len(counts) if len(counts) > 1 else 1, np.size(lam_W), np.size(lam_H)} - {1}
+    if len(sizes) > 1 or np.ndim(lam_W) > 1 or np.ndim(lam_H) > 1:
+        raise ValueError(f"n (rows), lam_W and lam_H must be single values or share one batch size B; got sizes {sorted(sizes)}")
+    B = sizes.pop() if sizes else 1
+    counts = np.stack([check_counts(row, name="n[i]") for row in np.broadcast_to(counts, (B, counts.shape[1]))])
+    K = counts.shape[1]
+    lam_W_b = np.broadcast_to(np.asarray(lam_W, dtype=float), (B,)).copy()
+    lam_H_b = np.broadcast_to(np.asarray(lam_H, dtype=float), (B,)).copy()
+    if np.any(counts.sum(1) != counts[0].sum()):
+        raise ValueError(f"every row of n must have the same total N; got totals {sorted(set(counts.sum(1).astype(int).tolist()))}")
+    for i in range(B):
+        check_lambdas(float(lam_W_b[i]), float(lam_H_b[i]), L)
+    d = _check_whole(d, "d", 1)
+    steps = _check_whole(steps, "steps", 1)
+    dev = resolve_device(device)
+    N = int(counts[0].sum())
+    layout = _Layout(K, d, N, L, bias)
+    labels = [labels_from_counts(row) for row in counts]
+    Y = torch.as_tensor(np.stack([one_hot(y, K) for y in labels]), dtype=dtype, device=dev)  # (B, K, N)
+    lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
+    lh = torch.as_tensor(lam_H_b, dtype=dtype, device=dev)
+
+    def fun(theta: torch.Tensor) -> torch.Tensor:
+        layers, H, b = layout.unpack(theta)
+        return ufm_objective(layers, H, b, Y, [lw] * L, lh)
+
+    theta0 = layout.init(B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
+    start = time.perf_counter()
+    solver = BatchedLBFGS(fun, theta0)
+    bar = tqdm(total=B, desc=f"{B} UFMs L={L}", disable=not progress, leave=True)
+    while solver.n_iter < steps and not bool(solver.done.all()):
+        solver.step()
+        bar.update(int(solver.done.sum()) - bar.n)
+    if not bool(torch.isfinite(solver.f).all()):
+        bar.close()
+        raise TrainingDivergedError("a batched problem has a non-finite objective; lower init_std")
+    results = []
+    for i in range(B):
+        theta_i, f_i = solver.theta[i : i + 1], float(solver.f[i])
+        if L >= 2:
+            lams_i = np.full(L, lam_W_b[i])
+
+            def fun_i(t: torch.Tensor, i: int = i) -> torch.Tensor:
+                layers, H, b = layout.unpack(t)
+                return ufm_objective(layers, H, b, Y[i], [float(lam_W_b[i])] * L, float(lam_H_b[i]))
+
+            theta_i, f_i, _ = _polish(theta_i, f_i, fun_i, layout, counts[i], Y[i], steps, lams_i, float(lam_H_b[i]))
+        layers, H, b = layout.unpack(theta_i)
+        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        settings = dict(d=d, lam_W=[float(lam_W_b[i])] * L, lam_H=float(lam_H_b[i]), L=L, bias=bool(bias), lam_b=0.0,
+                        loss="mse", optimizer="lbfgs", steps=steps, init_std=init_std, seed=seed, device=str(dev),
+                        dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
+        results.append(
+            TrainResult(
+                layers=[arr(W) for W in layers], H=arr(H), b=arr(b) if b is not None else np.zeros(K), labels=labels[i],
+                n=counts[i], objective=f_i, history={"objective": np.array([f_i])}, settings=settings,
+                steps=solver.n_iter, seconds=0.0,
+            )  # fmt: skip
+        )
+    bar.update(B - bar.n)
+    bar.close()
+    seconds = time.perf_counter() - start
+    for r in results:
+        r.seconds = seconds / B
+    return results
 
 
 def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> tuple[torch.Tensor, float, int]:

@@ -149,3 +149,20 @@ def test_cuda_agrees_with_cpu():
 
 def test_package_exports():
     assert nclab.train is train and nclab.global_minimizer is theory.global_minimizer
+
+
+def test_train_many_matches_the_closed_form_for_every_setting():
+    from nclab.ufm import train_many
+
+    counts = np.array([[20, 10, 5, 5], [10, 10, 10, 10], [25, 5, 5, 5]])
+    lams = np.array([0.004, 0.02, 0.05])
+    results = train_many(counts, d=5, lam_W=lams, lam_H=lams, progress=False)
+    assert len(results) == 3
+    for row, lam, r in zip(counts, lams, results):
+        g = theory.global_minimizer(row, lam, lam)
+        assert abs(r.objective - g.objective) <= 1e-8 * g.objective
+        assert r.distance_to_theory()["W_gram"] < 1e-5
+    with pytest.raises(ValueError, match="same total N"):
+        train_many([[20, 10], [5, 5]], d=2, lam_W=0.01, lam_H=0.01, progress=False)
+    with pytest.raises(ValueError, match="share one batch size"):
+        train_many([[20, 10], [15, 15]], d=2, lam_W=[0.01, 0.02, 0.03], lam_H=0.01, progress=False)
