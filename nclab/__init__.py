@@ -8,8 +8,16 @@ each:
 * :mod:`nclab.theory` -- its closed-form global minimiser (Liu 2024), pure numpy;
 * :mod:`nclab.lbfgs` -- a batched L-BFGS minimiser in PyTorch;
 * :mod:`nclab.ufm` -- training the model on CPU or GPU (:func:`nclab.train`);
-* :mod:`nclab.metrics` -- NC1-NC4 and distances to the theory.
+* :mod:`nclab.metrics` -- NC1-NC4 and distances to the theory;
+* :mod:`nclab.plots` -- the book's matplotlib figures;
+* :mod:`nclab.widgets` -- ipywidgets explorers;
+* :mod:`nclab.nets` -- a real network on real data (scikit-learn's digits) and user features;
+* :mod:`nclab.exercises` and :mod:`nclab.assign` -- checkers and student editions for courses.
+
+The last five load on first use (``nclab.plots`` works after ``import nclab``).
 """
+
+import importlib
 
 from . import data, metrics, objective, theory, ufm
 from .theory import global_minimizer
@@ -28,6 +36,15 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+_LAZY = ("plots", "widgets", "nets", "exercises", "assign")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'nclab' has no attribute {name!r}")
+
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -36,6 +53,11 @@ __all__ = [
     "objective",
     "theory",
     "ufm",
+    "plots",
+    "widgets",
+    "nets",
+    "exercises",
+    "assign",
     "global_minimizer",
     "train",
     "TrainResult",
