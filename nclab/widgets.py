@@ -36,6 +36,7 @@ __all__ = [
     "draw_theory",
     "theory_figure",
     "theory_explorer",
+    "training_settings",
     "training_figure",
     "training_explorer",
     "TheoryExplorer",
@@ -503,6 +504,28 @@ def training_figure(result: TrainResult) -> Figure:
     return fig
 
 
+def training_settings(**params: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`nclab.train` for explorer parameters (defaults: :data:`TRAINING_DEFAULTS`).
+
+    ``lam`` becomes both ``lam_W`` and ``lam_H``; ``d`` defaults to ``max(2K, 4)``; the history
+    logs ``nc1`` and the ``gap`` to the closed form. The static figure beside the training
+    explorer uses ``nclab.train(**training_settings(), progress=False)``.
+
+    Returns
+    -------
+    dict
+        ``n, d, lam_W, lam_H, L, bias, optimizer, steps, seed, metrics``.
+    """
+    unknown = set(params) - set(TRAINING_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown parameter(s) {sorted(unknown)}; allowed: {sorted(TRAINING_DEFAULTS)}")
+    p = {**TRAINING_DEFAULTS, **params}
+    n = data.profile(p["kind"], p["K"], p["n_max"], p["ratio"])
+    d = p["d"] if p["d"] is not None else max(2 * int(p["K"]), 4)
+    return dict(n=n, d=d, lam_W=p["lam"], lam_H=p["lam"], L=p["L"], bias=p["bias"], optimizer=p["optimizer"],
+                steps=p["steps"], seed=p["seed"], metrics=("nc1", "gap"))  # fmt: skip
+
+
 def _trained_modes(result: TrainResult) -> np.ndarray:
     """Singular values of the trained ``W M D`` above 1e-4 of the largest (the surviving modes)."""
     sv = np.linalg.svd(result.W @ result.means * np.sqrt(result.n)[None, :], compute_uv=False)
@@ -586,10 +609,7 @@ class TrainingExplorer:
     def settings(self) -> dict[str, Any]:
         """Keyword arguments of :func:`nclab.train` for the current controls (``n`` included)."""
         p = {k: c.value for k, c in self.controls.items()}
-        n = data.profile(p["kind"], p["K"], p["n_max"], p["ratio"])
-        d = self.d if self.d is not None else max(2 * p["K"], 4)
-        return dict(n=n, d=d, lam_W=p["lam"], lam_H=p["lam"], L=p["L"], bias=p["bias"], optimizer=p["optimizer"],
-                    steps=p["steps"], seed=self.seed, metrics=("nc1", "gap"))  # fmt: skip
+        return training_settings(**p, d=self.d, seed=self.seed)
 
     def _on_click(self, button: Any) -> None:
         self.run()
