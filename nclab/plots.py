@@ -38,7 +38,7 @@ HISTORY_LABELS = {
     "nc1": r"NC1 $\mathrm{tr}(\Sigma_W\Sigma_B^+)/K$",
     "nc1_weighted": "NC1 (weighted)",
     "nc3": "NC3 (self-duality)",
-    "nc4": "NC4 (1 - NCC agreement)",
+    "nc4": "NC4 (agreement with nearest class mean)",
     "W_gram_error": r"$\|WW^\top - $theory$\|/\|$theory$\|$",
     "M_gram_error": r"$\|M^\top M - $theory$\|/\|$theory$\|$",
     "gap": r"gap $(f - f^*)/f^*$",
