@@ -439,13 +439,13 @@ def check_interlacing_bounds(answer: Any, n: Sequence[float], *, task: str | Non
         up = _as_array(answer[1], "the upper bound", (K,))
         if _close(lo, upper, 1e-6, 1e-9) and _close(up, lower, 1e-6, 1e-9):
             raise _Wrong("Lower and upper bounds are swapped.", "The larger count bounds s_i from above.")
-        if np.any(lo > up + 1e-12):
-            bad = np.flatnonzero(lo > up + 1e-12)
-            raise _Wrong(f"Your lower bound exceeds your upper bound at {_index_list(bad[:, None], 1)}.", None)
         unsorted_lo = np.append(np.sqrt(counts[1:]), 0.0)
         unsorted_up = np.append(np.sqrt(counts[:-1]), 0.0)
         if not np.all(np.diff(counts) <= 0) and _close(lo, unsorted_lo, 1e-6, 1e-9) and _close(up, unsorted_up, 1e-6, 1e-9):
             raise _Wrong("You used the counts in the given order; interlacing needs them sorted in descending order first.", "np.sort(n)[::-1]")
+        if np.any(lo > up + 1e-12):
+            bad = np.flatnonzero(lo > up + 1e-12)
+            raise _Wrong(f"Your lower bound exceeds your upper bound at {_index_list(bad[:, None], 1)}.", None)
         hint = "Sort the counts in descending order; s_i lies between sqrt(n_(i+1)) and sqrt(n_(i)); the last entry of both is 0."
         _compare_array(lo, lower, "the lower bound", mistakes=[(lower**2, "Your lower bound is in units of counts; the bounds on s use square roots of the counts.", None)], hint=hint)
         _compare_array(up, upper, "the upper bound", mistakes=[(upper**2, "Your upper bound is in units of counts; the bounds on s use square roots of the counts.", None)], hint=hint)
@@ -456,6 +456,10 @@ def check_interlacing_bounds(answer: Any, n: Sequence[float], *, task: str | Non
 # --------------------------------------------------------------------------- collapse
 
 
+def _plural(noun: str) -> str:
+    return "classes" if noun == "class" else noun + "s"
+
+
 def _parse_index_set(answer: Any, K: int, noun: str) -> set[int]:
     """A set of indices from a set/list/tuple/array of ints, or from a boolean mask of length K."""
     if answer is None:
@@ -463,13 +467,13 @@ def _parse_index_set(answer: Any, K: int, noun: str) -> set[int]:
     answer = _to_numpy(answer)
     if isinstance(answer, (bool, np.bool_)):
         raise _Wrong(
-            f"Wrong type: give the collapsed {noun}s as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a single bool.",
+            f"Wrong type: give the collapsed {_plural(noun)} as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a single bool.",
             f"A mask has one True/False per {noun}.",
         )
     if isinstance(answer, numbers.Integral):
         raise _Wrong(f"Wrong type: give a set or list of indices, e.g. {{{int(answer)}}} rather than {int(answer)}.", None)
     if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, Iterable):
-        raise _Wrong(f"Wrong type: give the collapsed {noun}s as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a {_type_name(answer)}.", None)
+        raise _Wrong(f"Wrong type: give the collapsed {_plural(noun)} as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a {_type_name(answer)}.", None)
     items = list(answer)
     if items and all(isinstance(x, (bool, np.bool_)) for x in items):
         if len(items) != K:
@@ -484,14 +488,14 @@ def _parse_index_set(answer: Any, K: int, noun: str) -> set[int]:
         elif isinstance(x, numbers.Real) and float(x).is_integer():
             out.append(int(x))
         else:
-            raise _Wrong(f"Indices must be whole numbers; got {x!r}.", f"{noun.capitalize()}s are numbered 0, 1, ..., {K - 1}.")
+            raise _Wrong(f"Indices must be whole numbers; got {x!r}.", f"{_plural(noun).capitalize()} are numbered 0, 1, ..., {K - 1}.")
     if len(set(out)) != len(out):
         raise _Wrong("Your answer lists an index more than once.", None)
     bad = [i for i in out if not 0 <= i < K]
     if bad:
         if bad == [K] and 0 not in out:
-            raise _Wrong(f"Index {K} is out of range: {noun}s are numbered from 0 to {K - 1} (0-based, as in Python).", None)
-        raise _Wrong(f"Index {bad[0]} is out of range: {noun}s are numbered 0 to {K - 1}.", None)
+            raise _Wrong(f"Index {K} is out of range: {_plural(noun)} are numbered from 0 to {K - 1} (0-based, as in Python).", None)
+        raise _Wrong(f"Index {bad[0]} is out of range: {_plural(noun)} are numbered 0 to {K - 1}.", None)
     return set(out)
 
 
@@ -523,7 +527,11 @@ def check_collapsed_classes(
     counts = check_counts(n)
     K = counts.size
     g = theory.global_minimizer(counts, lam_W, lam_H, L=L, bias=bias)
-    expected = set(int(i) for i in np.flatnonzero(~g.active))
+    # with a bias: modes in the order of the descending singular values; without: classes in
+    # their own order (the target D is diagonal, class k is the mode with s = sqrt(n_k))
+    s_vec = g.s if bias else np.sqrt(counts)
+    x_vec = g.x if bias else theory.scalar_minimizer(s_vec, counts.sum(), g.c, g.L)
+    expected = set(int(i) for i in np.flatnonzero(x_vec == 0))
     noun = "mode" if bias else "class"
     rule = (
         "mode i vanishes iff s_i < s_thr, where s_i are the singular values of Yhat in descending order"
@@ -537,22 +545,21 @@ def check_collapsed_classes(
         if got == expected:
             return
         if expected and got == {i + 1 for i in expected}:
-            raise _Wrong(f"Your indices are shifted by one: number the {noun}s from 0 (Python indexing), not from 1.", None)
+            raise _Wrong(f"Your indices are shifted by one: number the {_plural(noun)} from 0 (Python indexing), not from 1.", None)
         if got == set(range(K)) - expected and got != expected:
-            raise _Wrong(f"You listed the {noun}s that survive; the question asks for the ones that collapse.", None)
+            raise _Wrong(f"You listed the {_plural(noun)} that survive; the question asks for the ones that collapse.", None)
         if bias and got == expected - {K - 1}:
             raise _Wrong(f"You left out the last mode: it has singular value s = 0, so it never survives; include index {K - 1}.", None)
         if L > 1:
-            s = g.s
-            naive = set(int(i) for i in np.flatnonzero(s < counts.sum() * g.c))
+            naive = set(int(i) for i in np.flatnonzero(s_vec < counts.sum() * g.c))
             if got == naive and naive != expected:
                 raise _Wrong("You used the one-layer rule s < N c; for L >= 2 the threshold s_thr is larger than N c.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L)).")
         extra, missing = len(got - expected), len(expected - got)
         parts = []
         if extra:
-            parts.append(f"{extra} of the {noun}s you listed {'does' if extra == 1 else 'do'} not collapse")
+            parts.append(f"{extra} of the {_plural(noun)} you listed {'does' if extra == 1 else 'do'} not collapse")
         if missing:
-            parts.append(f"{missing} collapsing {noun}{'' if missing == 1 else 's'} {'is' if missing == 1 else 'are'} missing from your answer")
+            parts.append(f"{missing} collapsing {noun if missing == 1 else _plural(noun)} {'is' if missing == 1 else 'are'} missing from your answer")
         raise _Wrong("Not quite: " + " and ".join(parts) + ".", hint)
 
     what = "modes" if bias else "classes"
