@@ -141,7 +141,7 @@ def plot_gram(
             for j in range(K):
                 v = G[i, j]
                 dark = abs(v) > 0.6 * vmax
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8 if K <= 6 else 6,
+                ax.text(j, i, f"{round(v, 2) + 0.0:.2f}", ha="center", va="center", fontsize=8 if K <= 6 else 6,
                         color="white" if dark else "black")
     if title is not None:
         ax.set_title(title)
@@ -336,6 +336,7 @@ def plot_geometry(
         ax.set_ylim(-lim, lim)
         ax.set_zlim(-lim, lim)
         ax.set_box_aspect((1, 1, 1))
+        ax.locator_params(nbins=4)
         ax.set_xlabel("PC 1")
         ax.set_ylabel("PC 2")
         ax.set_zlabel("PC 3")
