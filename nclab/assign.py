@@ -213,8 +213,11 @@ def _title(nb: nbformat.NotebookNode) -> str | None:
     return None
 
 
-def student_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>") -> nbformat.NotebookNode:
+def student_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>", pip: str | None = None) -> nbformat.NotebookNode:
     """The student edition of an instructor notebook (a new object; the input is unchanged).
+
+    ``pip``: if given, a first code cell runs ``%pip install --quiet <pip>`` when ``nclab`` cannot
+    be imported (for Colab, e.g. ``"nclab @ git+https://github.com/OWNER/REPO"``).
 
     Raises
     ------
@@ -253,6 +256,12 @@ def student_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>") -> nbf
     )
     header.metadata["tags"] = ["student-edition-header"]
     out.cells.insert(0, header)
+    if pip:
+        install = nbformat.v4.new_code_cell(
+            f"# Installs nclab where it is missing (on Colab, for example)\ntry:\n    import nclab\nexcept ImportError:\n    %pip install --quiet {_shell_quote(pip)}"
+        )
+        install["id"] = "student-edition-install"
+        out.cells.insert(1, install)
     if "id" in header:
         header["id"] = "student-edition-header"
     nclab_meta = dict(out.metadata.get("nclab", {}))
@@ -262,11 +271,17 @@ def student_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>") -> nbf
     return out
 
 
+def _shell_quote(spec: str) -> str:
+    if re.fullmatch(r"[\w.@+/:=<>~!,\[\]-]+", spec):
+        return spec
+    return "'" + spec.replace("'", "'\\''") + "'"
+
+
 def _notebooks_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
 
 
-def make_student(src: str | Path, dest: str | Path) -> list[Path]:
+def make_student(src: str | Path, dest: str | Path, pip: str | None = None) -> list[Path]:
     """Write student editions: ``src`` a notebook or a folder of notebooks.
 
     ``dest`` is a file for a single notebook (or an existing folder, or a path ending in ``/``),
@@ -295,7 +310,7 @@ def make_student(src: str | Path, dest: str | Path) -> list[Path]:
     for s, d in pairs:  # convert all first: write nothing if any notebook is malformed
         if d.resolve() == s.resolve():
             raise AssignError(f"{d}: refusing to overwrite the instructor notebook with its student edition")
-        editions.append((student_notebook(_read(s), str(s)), d))
+        editions.append((student_notebook(_read(s), str(s), pip=pip), d))
     for nb, d in editions:
         d.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, d)
@@ -381,7 +396,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_student(args: argparse.Namespace) -> int:
-    for d in make_student(args.src, args.dest):
+    for d in make_student(args.src, args.dest, pip=args.pip):
         print(f"wrote {d}")
     return 0
 
@@ -421,6 +436,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("student", help="write the student edition of a notebook or a folder of notebooks", description="Replace solutions by stubs, clear outputs, add a header cell.")
     s.add_argument("src", help="instructor notebook (.ipynb) or folder of notebooks")
     s.add_argument("dest", help="output notebook (.ipynb) or folder (created if needed)")
+    s.add_argument("--pip", metavar="SPEC", help="add a first code cell that runs '%%pip install SPEC' where nclab is missing, e.g. \"nclab @ git+https://github.com/OWNER/REPO\" for Colab")
     s.set_defaults(func=_cmd_student)
     c = sub.add_parser("check", help="verify that instructor notebooks are well formed", description="Every 'solution' code cell has matching markers; no untagged cell has markers. Exit status 1 on a problem.")
     c.add_argument("notebooks", nargs="+", help="notebooks or folders")

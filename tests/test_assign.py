@@ -214,6 +214,10 @@ def test_cli(tmp_path, capsys):
     src = ASSIGNMENTS / "ps1_balanced.ipynb"
     code, out, err = _cli(capsys, "student", str(src), str(tmp_path / "out") + "/")
     assert code == 0 and (tmp_path / "out" / "ps1_balanced.ipynb").exists()
+    code, out, err = _cli(capsys, "student", str(src), str(tmp_path / "colab.ipynb"), "--pip", "nclab @ git+https://github.com/o/r")
+    install = nbformat.read(tmp_path / "colab.ipynb", as_version=4).cells[1]
+    assert code == 0 and install.cell_type == "code"
+    assert "import nclab" in install.source and "%pip install --quiet 'nclab @ git+https://github.com/o/r'" in install.source
     code, out, err = _cli(capsys, "student", str(src), str(tmp_path / "out.txt"))
     assert code == 2 and "must end in .ipynb" in err
     code, out, err = _cli(capsys, "student", str(src), str(src))
