@@ -297,8 +297,9 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     grams = ((axes[1, 0], "W_gram", r"$W W^\top$ (classifier Gram)", "W = 0"),
              (axes[1, 1], "M_gram", r"$M^\top M$ (class-mean Gram)", "M = 0"))  # fmt: skip
     for ax, key, name, zero in grams:
-        unit, suffix = _unit(state[key])
-        plot_gram(state[key] / unit, ax, title=name + suffix, annotate=p["K"] <= 6)
+        G = np.where(np.abs(state[key]) > 1e-12 * np.abs(state[key]).max(), state[key], 0.0)  # no "-0.00"
+        unit, suffix = _unit(G)
+        plot_gram(G / unit + 0.0, ax, title=name + suffix, annotate=p["K"] <= 6)
         ax.title.set_fontsize(9)
         ax.set_xlabel("class")
         if state["n_active"] == 0:
@@ -498,7 +499,7 @@ def training_figure(result: TrainResult) -> Figure:
     s = result.settings
     fig.suptitle(
         f"{s['optimizer']}, L={result.L}, {'bias' if result.bias else 'no bias'}, {result.steps} steps: "
-        f"gap to f* = {result.gap:.1e}, modes {int(np.sum(_trained_modes(result)))} trained / {g.n_active} theory",
+        f"gap to f* {'< 1e-10' if abs(result.gap) < 1e-10 else f'= {result.gap:.1e}'}, modes {int(np.sum(_trained_modes(result)))} trained / {g.n_active} theory",
         fontsize=10,
     )
     return fig
