@@ -63,16 +63,20 @@ MATHJAX_PATH = f"{DEST}/mathjax/tex-mml-chtml.js"  # relative to _static/
 REQUIRE_JS = f"{DEST}/requirejs/require.js"
 WIDGETS_CONFIG_JS = f"{DEST}/html-manager/require-paths.js"
 WIDGETS_JS = f"{DEST}/html-manager/embed-amd.js"
-#: embed-amd.js resolves its font files against the require.js path of the module
-#: "@jupyter-widgets/html-manager/dist", which by default is relative to the *page*; this
-#: script (written by the extension, loaded between require.js and embed-amd.js) maps that
-#: path to the folder of the local copy.
+#: embed-amd.js defines several AMD modules and resolves font files against the folder of
+#: each module's require.js URL, which by default is relative to the *page* (so fonts 404).
+#: This script (written by the extension, loaded between require.js and embed-amd.js) maps
+#: every module that embed-amd.js defines into the folder of the local copy.
 WIDGETS_CONFIG_BODY = """\
-/* Written by book/_ext/offline_assets.py. The ipywidgets HTML manager loads its font files
-   from the require.js path of "@jupyter-widgets/html-manager/dist": point it here. */
+/* Written by book/_ext/offline_assets.py. The modules bundled in embed-amd.js load their
+   font files from the folder of their require.js path: point all of them here. */
 (function () {
   var dir = document.currentScript.src.split("?")[0].replace(/\\/[^\\/]*$/, "");
-  window.require.config({paths: {"@jupyter-widgets/html-manager/dist": dir}});
+  var paths = {"@jupyter-widgets/html-manager/dist": dir};
+  ["html-manager", "base", "base7", "controls", "controls7"].forEach(function (m) {
+    paths["@jupyter-widgets/" + m] = dir + "/" + m;
+  });
+  window.require.config({paths: paths});
 })();
 """
 #: Third-party widget modules (none of the book's own) would still come from this CDN.
