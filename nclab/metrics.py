@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ._validate import whole
 from .data import check_counts
 from .theory import global_minimizer, target_svd
 
@@ -89,9 +90,7 @@ class FeatureStats:
     """
 
     def __init__(self, K: int):
-        if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
-            raise ValueError(f"K must be a whole number >= 2; got {K!r}")
-        self.K = int(K)
+        self.K = whole(K, "K", 2)
         self._counts: torch.Tensor | None = None
         self._means: torch.Tensor | None = None
         self._scatter: torch.Tensor | None = None

@@ -34,7 +34,6 @@ with scikit-learn, so nothing is downloaded (:func:`load_digits`).
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -45,7 +44,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as nc
-from .data import check_counts, labels_from_counts, one_hot
+from ._validate import nonneg, positive, whole
+from .data import check_counts
 from .theory import critical_lambda, global_minimizer, simplex_etf_gram, orthogonal_frame_gram
 from .ufm import TrainingDivergedError, resolve_device
 
@@ -104,8 +104,7 @@ def load_digits(n: Sequence[int] | np.ndarray, *, seed: int = 0, standardize: bo
     counts = check_counts(n, "n")
     if counts.size > 10:
         raise ValueError(f"n must have at most 10 classes (digits 0-9); got {counts.size}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0; got {seed!r}")
+    seed = whole(seed, "seed", 0)
     X_all, y_all = _digits_raw()
     available = np.bincount(y_all, minlength=10)
     too_many = [k for k in range(counts.size) if counts[k] > available[k]]
@@ -569,18 +568,6 @@ class NetResult:
         )
 
 
-def _check_nonneg(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or float(value) < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return float(value)
-
-
-def _check_whole(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
-    return int(value)
-
-
 def _log_steps(steps: int, log_every: int | None) -> np.ndarray:
     if log_every is None:  # about 60 steps spaced logarithmically, for plots on a log axis
         return np.unique(np.concatenate([[0], np.round(np.logspace(0, math.log10(steps), 60)).astype(int), [steps]]))
@@ -697,30 +684,29 @@ def train_network(
             raise ValueError("n does not match the class counts of labels; pass n=None with X and labels")
     counts = np.bincount(y).astype(np.float64)
     K, N = counts.size, y.size
-    width = _check_whole(width, "width", 1)
-    depth = _check_whole(depth, "depth", 1)
-    L = _check_whole(L, "L", 1)
-    lam_W = _check_nonneg(lam_W, "lam_W")
-    lam_H = _check_nonneg(lam_H, "lam_H")
-    weight_decay = _check_nonneg(weight_decay, "weight_decay")
+    width = whole(width, "width", 1)
+    depth = whole(depth, "depth", 1)
+    L = whole(L, "L", 1)
+    lam_W = nonneg(lam_W, "lam_W")
+    lam_H = nonneg(lam_H, "lam_H")
+    weight_decay = nonneg(weight_decay, "weight_decay")
     if loss not in ("mse", "ce"):
         raise ValueError(f"loss must be 'mse' or 'ce'; got {loss!r}")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
     lr = _DEFAULT_LR[optimizer] if lr is None else lr
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (0 < lr < math.inf):
-        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
-    momentum = _check_nonneg(momentum, "momentum")
+    lr = positive(lr, "lr")
+    momentum = nonneg(momentum, "momentum")
     if momentum >= 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-    steps = _check_whole(steps, "steps", 1)
+    steps = whole(steps, "steps", 1)
     if batch_size is not None:
-        batch_size = _check_whole(batch_size, "batch_size", 1)
+        batch_size = whole(batch_size, "batch_size", 1)
         if batch_size >= N:
             batch_size = None
-    seed = _check_whole(seed, "seed", 0)
+    seed = whole(seed, "seed", 0)
     if log_every is not None:
-        log_every = _check_whole(log_every, "log_every", 1)
+        log_every = whole(log_every, "log_every", 1)
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
     dev = resolve_device(device)

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from . import theory
+from ._validate import whole
 
 __all__ = [
     "class_colors",
@@ -45,12 +46,6 @@ HISTORY_LABELS = {
 }
 
 
-def _check_K(K: object) -> int:
-    if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 1:
-        raise ValueError(f"K must be a whole number >= 1; got {K!r}")
-    return int(K)
-
-
 def class_colors(K: int) -> list:
     """Qualitative colours of classes ``1..K``, the same in every figure of the book.
 
@@ -64,7 +59,7 @@ def class_colors(K: int) -> list:
     list of K RGBA tuples
         ``tab10`` for ``K <= 10``, ``tab20`` for ``K <= 20``, evenly spaced ``turbo`` beyond.
     """
-    K = _check_K(K)
+    K = whole(K, "K", 1)
     if K <= 10:
         cmap = plt.get_cmap("tab10")
         return [tuple(cmap(k)) for k in range(K)]

@@ -20,7 +20,6 @@ Everything the book states about the optimum is computed here.
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -28,7 +27,8 @@ from typing import Sequence
 import numpy as np
 from scipy.optimize import brentq
 
-from .data import check_counts, labels_from_counts, one_hot
+from ._validate import positive, whole
+from .data import check_counts, labels_from_counts, one_hot, step
 
 __all__ = [
     "check_lambdas",
@@ -57,21 +57,6 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive finite number (> 0); got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive finite number (> 0); got {value!r}")
-    return v
-
-
-def _check_depth(L: object) -> int:
-    if isinstance(L, bool) or not isinstance(L, numbers.Integral) or int(L) < 1:
-        raise ValueError(f"L (number of linear layers) must be a whole number >= 1; got {L!r}")
-    return int(L)
-
-
 def check_lambdas(lam_W: float | Sequence[float], lam_H: float, L: int = 1) -> tuple[np.ndarray, float, int]:
     """Validate the regularisation strengths and the depth.
 
@@ -95,10 +80,10 @@ def check_lambdas(lam_W: float | Sequence[float], lam_H: float, L: int = 1) -> t
     ValueError
         Naming the offending parameter and the allowed range.
     """
-    L = _check_depth(L)
-    lam_H = _check_positive(lam_H, "lam_H")
+    L = whole(L, "L (number of linear layers)", 1)
+    lam_H = positive(lam_H, "lam_H")
     if isinstance(lam_W, numbers.Real) and not isinstance(lam_W, bool):
-        lams = [_check_positive(lam_W, "lam_W")] * L
+        lams = [positive(lam_W, "lam_W")] * L
     else:
         try:
             seq = list(lam_W)  # type: ignore[arg-type]
@@ -106,7 +91,7 @@ def check_lambdas(lam_W: float | Sequence[float], lam_H: float, L: int = 1) -> t
             raise ValueError(f"lam_W must be a positive number or a sequence of L = {L} positive numbers; got {lam_W!r}") from exc
         if len(seq) != L:
             raise ValueError(f"lam_W must have one value per layer: L = {L} values; got {len(seq)}")
-        lams = [_check_positive(v, f"lam_W[{i}]") for i, v in enumerate(seq)]
+        lams = [positive(v, f"lam_W[{i}]") for i, v in enumerate(seq)]
     return np.asarray(lams, dtype=float), lam_H, L
 
 
@@ -254,8 +239,6 @@ def two_group_spectrum(K_A: int, n_A: int, K_B: int, n_B: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (K_A + K_B,), descending
     """
-    from .data import step
-
     counts = step(K_A, n_A, K_B, n_B)
     K, N = counts.size, counts.sum()
     sq = [float(n_A)] * (K_A - 1) + [float(n_B)] * (K_B - 1) + [K * n_A * n_B / N, 0.0]
@@ -286,9 +269,9 @@ def threshold(N: float, c: float, L: int = 1) -> float:
     L : int
         Depth.
     """
-    N = _check_positive(N, "N")
-    c = _check_positive(c, "c")
-    L = _check_depth(L)
+    N = positive(N, "N")
+    c = positive(c, "c")
+    L = whole(L, "L (number of linear layers)", 1)
     a = N * c
     if L == 1:
         return a
@@ -337,7 +320,7 @@ def nonzero_branch(s: float | np.ndarray, N: float, c: float, L: int = 1) -> np.
     -------
     numpy.ndarray, shape of ``s``
     """
-    L = _check_depth(L)
+    L = whole(L, "L (number of linear layers)", 1)
     s = np.atleast_1d(np.asarray(s, dtype=float))
     a = N * c
     out = np.full(s.shape, np.nan)
@@ -363,7 +346,7 @@ def scalar_minimizer(s: float | np.ndarray, N: float, c: float, L: int = 1) -> n
     -------
     numpy.ndarray, shape of ``s``
     """
-    L = _check_depth(L)
+    L = whole(L, "L (number of linear layers)", 1)
     s = np.atleast_1d(np.asarray(s, dtype=float))
     if np.any(s < 0) or not np.all(np.isfinite(s)):
         raise ValueError("s must contain finite values >= 0 (singular values)")
@@ -388,7 +371,7 @@ def critical_lambda(n: Sequence[float] | np.ndarray, *, L: int = 1, bias: bool =
     numpy.ndarray, shape (K,)
         Aligned with :func:`singular_values` (descending); 0 for the null mode of ``Yhat``.
     """
-    L = _check_depth(L)
+    L = whole(L, "L (number of linear layers)", 1)
     counts = check_counts(n)
     s = singular_values(counts, bias)
     N = counts.sum()
@@ -403,15 +386,13 @@ def simplex_etf_gram(K: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (K, K)
     """
-    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 2:
-        raise ValueError(f"K must be a whole number >= 2; got {K!r}")
+    K = whole(K, "K", 2)
     return K / (K - 1) * (np.eye(K) - np.ones((K, K)) / K)
 
 
 def orthogonal_frame_gram(K: int) -> np.ndarray:
     """Gram matrix of ``K`` orthonormal vectors, the identity (balanced, without bias)."""
-    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 2:
-        raise ValueError(f"K must be a whole number >= 2; got {K!r}")
+    K = whole(K, "K", 2)
     return np.eye(K)
 
 
@@ -564,9 +545,7 @@ class GlobalMinimizer:
         UFMPoint
         """
         r = self.n_active
-        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < max(r, 1):
-            raise ValueError(f"d (feature width) must be a whole number >= {max(r, 1)} (the number of surviving modes); got {d!r}")
-        d = int(d)
+        d = whole(d, "d (feature width, at least the number of surviving modes)", max(r, 1))
         if seed is None:
             Q = np.eye(d)[:, :r]
         else:

@@ -16,7 +16,6 @@ objective is :func:`nclab.objective.ufm_objective`. :func:`train` minimises it w
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -26,10 +25,11 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as nc
+from ._validate import choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
 from .objective import product, ufm_objective
-from .theory import GlobalMinimizer, check_lambdas, global_minimizer
+from .theory import GlobalMinimizer, check_lambdas, effective_c, global_minimizer
 
 __all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "train_many", "HISTORY_METRICS"]
 
@@ -239,6 +239,21 @@ class _Layout:
         pieces = list(layers) + [H] + ([b] if self.bias else [])
         return torch.cat([p.reshape(p.shape[0], -1) for p in pieces], dim=1)
 
+    def objective(self, Y: torch.Tensor, lam_W: Sequence, lam_H, lam_b: float = 0.0, loss: str = "mse") -> Callable:
+        """(P) as a function of packed parameters: (B, P) -> (B,)."""
+
+        def fun(theta: torch.Tensor) -> torch.Tensor:
+            layers, H, b = self.unpack(theta)
+            return ufm_objective(layers, H, b, Y, lam_W, lam_H, lam_b, loss)
+
+        return fun
+
+    def to_numpy(self, theta_row: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+        """Layers, ``H`` and ``b`` of one problem (``theta_row`` of shape (P,)) as float64 numpy arrays."""
+        layers, H, b = self.unpack(theta_row.reshape(1, -1))
+        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        return [arr(W) for W in layers], arr(H), (None if b is None else arr(b))
+
     def init(self, B: int, std: float, generator: torch.Generator) -> torch.Tensor:
         theta = std * torch.randn(B, self.P, generator=generator, dtype=torch.float64)
         if self.bias:
@@ -247,24 +262,6 @@ class _Layout:
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _check_choice(value: object, name: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
-    return str(value)
-
-
-def _check_whole(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
-    return int(value)
-
-
-def _check_nonneg(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)) or float(value) < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- training
@@ -362,29 +359,28 @@ def train(
     """
     counts = check_counts(n)
     lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
-    d = _check_whole(d, "d", 1)
-    lam_b = _check_nonneg(lam_b, "lam_b")
-    loss = _check_choice(loss, "loss", ("mse", "ce"))
-    optimizer = _check_choice(optimizer, "optimizer", ("lbfgs", "gd", "adam"))
+    d = whole(d, "d", 1)
+    lam_b = nonneg(lam_b, "lam_b")
+    loss = choice(loss, "loss", ("mse", "ce"))
+    optimizer = choice(optimizer, "optimizer", ("lbfgs", "gd", "adam"))
     if lr is None:
         lr = _DEFAULT_LR.get(optimizer, 1.0)
-    elif isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number; got {lr!r}")
-    momentum = _check_nonneg(momentum, "momentum")
+    else:
+        lr = positive(lr, "lr")
+    momentum = nonneg(momentum, "momentum")
     if momentum >= 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-    steps = _check_whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
-    if isinstance(init_std, bool) or not isinstance(init_std, numbers.Real) or not (0 < init_std < math.inf):
-        raise ValueError(f"init_std must be a positive finite number; got {init_std!r}")
+    steps = whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
+    init_std = positive(init_std, "init_std")
     if restarts is None:
         restarts = 2 if (L >= 2 and optimizer == "lbfgs") else 1
-    restarts = _check_whole(restarts, "restarts", 1)
+    restarts = whole(restarts, "restarts", 1)
     if prune is None:
         prune = L >= 2 and optimizer == "lbfgs" and loss == "mse"
-    seed = _check_whole(seed, "seed", 0)
+    seed = whole(seed, "seed", 0)
     if log_every is None:
         log_every = 10 if optimizer == "lbfgs" else max(1, steps // 200)
-    log_every = _check_whole(log_every, "log_every", 1)
+    log_every = whole(log_every, "log_every", 1)
     unknown = [m for m in metrics if m not in HISTORY_METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
@@ -398,11 +394,7 @@ def train(
     K, N = counts.size, labels.size
     layout = _Layout(K, d, N, L, bias)
     Y = torch.as_tensor(one_hot(labels, K), dtype=dtype, device=dev)
-    lam_list = [float(v) for v in lams]
-
-    def fun(theta: torch.Tensor) -> torch.Tensor:
-        layers, H, b = layout.unpack(theta)
-        return ufm_objective(layers, H, b, Y, lam_list, lam_H, lam_b, loss)
+    fun = layout.objective(Y, [float(v) for v in lams], lam_H, lam_b, loss)
 
     cache: dict[str, GlobalMinimizer] = {}
 
@@ -414,9 +406,8 @@ def train(
     history: dict[str, list[float]] = {"step": [], "objective": [], **{m: [] for m in metrics}}
 
     def state_of(theta_row: torch.Tensor, f: float) -> _State:
-        layers, H, b = layout.unpack(theta_row[None])
-        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
-        return _State([arr(W) for W in layers], arr(H), None if b is None else arr(b), labels, K, f, minimizer)
+        layers, H, b = layout.to_numpy(theta_row)
+        return _State(layers, H, b, labels, K, f, minimizer)
 
     def log(step: int, theta: torch.Tensor, f: torch.Tensor) -> None:
         best = int(torch.argmin(torch.nan_to_num(f, nan=math.inf)))
@@ -563,8 +554,8 @@ def train_many(
         raise ValueError(f"every row of n must have the same total N; got totals {sorted(set(counts.sum(1).astype(int).tolist()))}")
     for i in range(B):
         check_lambdas(float(lam_W_b[i]), float(lam_H_b[i]), L)
-    d = _check_whole(d, "d", 1)
-    steps = _check_whole(steps, "steps", 1)
+    d = whole(d, "d", 1)
+    steps = whole(steps, "steps", 1)
     dev = resolve_device(device)
     N = int(counts[0].sum())
     layout = _Layout(K, d, N, L, bias)
@@ -573,9 +564,7 @@ def train_many(
     lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
     lh = torch.as_tensor(lam_H_b, dtype=dtype, device=dev)
 
-    def fun(theta: torch.Tensor) -> torch.Tensor:
-        layers, H, b = layout.unpack(theta)
-        return ufm_objective(layers, H, b, Y, [lw] * L, lh)
+    fun = layout.objective(Y, [lw] * L, lh)
 
     theta0 = layout.init(B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
     start = time.perf_counter()
@@ -592,20 +581,15 @@ def train_many(
         theta_i, f_i = solver.theta[i : i + 1], float(solver.f[i])
         if L >= 2:
             lams_i = np.full(L, lam_W_b[i])
-
-            def fun_i(t: torch.Tensor, i: int = i) -> torch.Tensor:
-                layers, H, b = layout.unpack(t)
-                return ufm_objective(layers, H, b, Y[i], [float(lam_W_b[i])] * L, float(lam_H_b[i]))
-
+            fun_i = layout.objective(Y[i], lams_i.tolist(), float(lam_H_b[i]))
             theta_i, f_i, _ = _polish(theta_i, f_i, fun_i, layout, counts[i], Y[i], steps, lams_i, float(lam_H_b[i]))
-        layers, H, b = layout.unpack(theta_i)
-        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
+        layers, H, b = layout.to_numpy(theta_i)
         settings = dict(d=d, lam_W=[float(lam_W_b[i])] * L, lam_H=float(lam_H_b[i]), L=L, bias=bool(bias), lam_b=0.0,
                         loss="mse", optimizer="lbfgs", steps=steps, init_std=init_std, seed=seed, device=str(dev),
                         dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
         results.append(
             TrainResult(
-                layers=[arr(W) for W in layers], H=arr(H), b=arr(b) if b is not None else np.zeros(K), labels=labels[i],
+                layers=layers, H=H, b=b if b is not None else np.zeros(K), labels=labels[i],
                 n=counts[i], objective=f_i, history={"objective": np.array([f_i])}, settings=settings,
                 steps=solver.n_iter, seconds=0.0,
             )  # fmt: skip
@@ -671,7 +655,7 @@ def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
     q = q - Q[:, :rank] @ (Q[:, :rank].T @ q)
     q = q / q.norm()
     L = layout.L
-    c = float(np.exp((np.log(lam_H) + np.log(lams).sum()) / (L + 1)))
+    c = effective_c(lams, lam_H, L)
     x0 = float(s_r[0]) ** (1 / (L + 1))
     new_layers = [W.clone() for W in layers]
     for l in range(L - 1):
