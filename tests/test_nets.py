@@ -9,13 +9,7 @@ from nclab import data, nets, theory
 SMALL = [30, 30, 10]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These matrices are tiny: one thread is faster, and much faster on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # fixture in tests/conftest.py
 
 
 # ----------------------------------------------------------------------------- data

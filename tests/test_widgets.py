@@ -8,7 +8,6 @@ import ipywidgets  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 from nclab import data, theory, train, widgets  # noqa: E402
 
@@ -28,15 +27,6 @@ EXTREMES = {
 def _close_figures():
     yield
     plt.close("all")
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny problems run fastest on one thread, above all on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------ the pure state
