@@ -77,7 +77,7 @@ class BatchedLBFGS:
             gamma = torch.where(yy > 0, (s * y).sum(1) / yy.clamp_min(1e-300), torch.ones_like(yy))
         else:
             gamma = 1.0 / self.g.norm(dim=1).clamp_min(1.0)
-        r = q * gamma[:, None] if torch.is_tensor(gamma) else q * gamma
+        r = q * gamma[:, None]
         for s, y, rho, a in zip(self._s, self._y, self._rho, reversed(alphas)):
             beta = rho * (y * r).sum(1)
             r += s * (a - beta)[:, None]

@@ -475,10 +475,10 @@ class GlobalMinimizer:
     threshold: float
     omega: np.ndarray = field(repr=False)
     zeta: np.ndarray = field(repr=False)
-    objective: float = 0.0
-    W_gram: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    M_gram: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
-    b: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    objective: float
+    W_gram: np.ndarray = field(repr=False)
+    M_gram: np.ndarray = field(repr=False)
+    b: np.ndarray = field(repr=False)
 
     @property
     def K(self) -> int:
