@@ -240,11 +240,21 @@ class _Layout:
         return torch.cat([p.reshape(p.shape[0], -1) for p in pieces], dim=1)
 
     def objective(self, Y: torch.Tensor, lam_W: Sequence, lam_H, lam_b: float = 0.0, loss: str = "mse") -> Callable:
-        """(P) as a function of packed parameters: (B, P) -> (B,)."""
+        """(P) as a function ``fun(theta, rows=None)`` of packed parameters: (b, P) -> (b,).
 
-        def fun(theta: torch.Tensor) -> torch.Tensor:
+        ``Y`` is (K, N) for one problem or (B, K, N) for a batch of problems; strengths are
+        scalars or (B,) tensors. ``rows`` (b,) picks the problems of a sub-batch (see
+        :class:`nclab.lbfgs.BatchedLBFGS`); it is ignored when nothing is batched.
+        """
+
+        def pick(v, rows):
+            return v[rows] if rows is not None and torch.is_tensor(v) and v.ndim > 0 else v
+
+        def fun(theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
             layers, H, b = self.unpack(theta)
-            return ufm_objective(layers, H, b, Y, lam_W, lam_H, lam_b, loss)
+            lam_rows = [pick(v, rows) for v in lam_W]
+            Y_rows = Y if Y.ndim == 2 else pick(Y, rows)
+            return ufm_objective(layers, H, b, Y_rows, lam_rows, pick(lam_H, rows), lam_b, loss)
 
         return fun
 
@@ -453,7 +463,8 @@ def train(
         best = int(torch.argmin(solver.f))
         theta, f_best, taken = solver.theta[best : best + 1], float(solver.f[best]), solver.n_iter
         if prune:
-            theta, f_best, extra = _polish(theta, f_best, fun, layout, counts, Y, steps, lams, lam_H)
+            theta, f_pol, extra = _polish(theta, solver.f[best : best + 1], fun, layout, counts[None], Y, steps, lams[None], np.array([lam_H]))
+            f_best, extra = float(f_pol[0]), int(extra[0])
             taken += extra
             if extra:
                 log(taken, theta, torch.tensor([f_best]))
@@ -511,6 +522,8 @@ def train_many(
     bias: bool = True,
     steps: int = 5000,
     init_std: float = 0.5,
+    restarts: int | None = None,
+    prune: bool | None = None,
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device | None = None,
@@ -520,8 +533,9 @@ def train_many(
 
     Every problem has its own counts and strengths but the same K, N, d and L, so the
     parameters of all B problems form one (B, P) tensor and each iteration is a few batched
-    tensor operations (:class:`nclab.lbfgs.BatchedLBFGS`); problems that converge are frozen.
-    For ``L >= 2`` each problem then gets the polishing pass of :func:`train` on its own.
+    tensor operations (:class:`nclab.lbfgs.BatchedLBFGS`); problems that converge leave the
+    batch. For ``L >= 2`` the polishing pass of :func:`train` then runs on all settings at once.
+    This is the tool for sweeps: phase diagrams, grids over imbalance and strength.
 
     Parameters
     ----------
@@ -531,13 +545,23 @@ def train_many(
         Feature width.
     lam_W, lam_H : float or array_like of shape (B,)
         Strengths per setting (one ``lam_W`` for every layer of a setting).
-    L, bias, steps, init_std, seed, progress, device, dtype
-        As in :func:`train` (MSE loss, unregularised bias).
+    L, bias, steps, init_std, restarts, prune, seed, progress, device, dtype
+        As in :func:`train` (MSE loss, unregularised bias); the ``restarts`` of all settings
+        run in the same batch.
 
     Returns
     -------
     list of TrainResult
-        One per setting, in order; ``history`` holds the objective of each.
+        One per setting, in order; ``history`` holds the final objective of each, ``steps``
+        its L-BFGS iterations and ``seconds`` the wall time of the call divided by B.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nclab.ufm import train_many
+    >>> runs = train_many([[30, 10], [20, 20]], d=4, lam_W=[1e-3, 1e-2], lam_H=1e-3, progress=False)
+    >>> bool(max(r.gap for r in runs) < 1e-8)
+    True
     """
     counts = np.atleast_2d(np.asarray(n, dtype=float))
     if counts.ndim != 2:
@@ -556,6 +580,8 @@ def train_many(
         check_lambdas(float(lam_W_b[i]), float(lam_H_b[i]), L)
     d = whole(d, "d", 1)
     steps = whole(steps, "steps", 1)
+    R = whole((2 if L >= 2 else 1) if restarts is None else restarts, "restarts", 1)
+    prune = L >= 2 if prune is None else bool(prune)
     dev = resolve_device(device)
     N = int(counts[0].sum())
     layout = _Layout(K, d, N, L, bias)
@@ -564,49 +590,51 @@ def train_many(
     lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
     lh = torch.as_tensor(lam_H_b, dtype=dtype, device=dev)
 
-    fun = layout.objective(Y, [lw] * L, lh)
+    # restart r of setting i is row r * B + i
+    rows_of = lambda rows: rows % B  # noqa: E731
+    fun_settings = layout.objective(Y, [lw] * L, lh)
+    fun = lambda theta, rows: fun_settings(theta, rows_of(rows))  # noqa: E731
 
-    theta0 = layout.init(B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
+    theta0 = layout.init(R * B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
     start = time.perf_counter()
     solver = BatchedLBFGS(fun, theta0)
-    bar = tqdm(total=B, desc=f"{B} UFMs L={L}", disable=not progress, leave=True)
+    bar = tqdm(total=R * B, desc=f"{B} UFMs L={L}", disable=not progress, leave=True)
     while solver.n_iter < steps and not bool(solver.done.all()):
         solver.step()
         bar.update(int(solver.done.sum()) - bar.n)
     if not bool(torch.isfinite(solver.f).all()):
         bar.close()
         raise TrainingDivergedError("a batched problem has a non-finite objective; lower init_std")
+    best = solver.f.reshape(R, B).argmin(0) * B + torch.arange(B, device=dev)
+    theta, f, taken = solver.theta[best], solver.f[best], solver.iterations[best]
+    if prune:
+        theta, f, extra = _polish(theta, f, fun_settings, layout, counts, Y, steps, np.repeat(lam_W_b[:, None], L, 1), lam_H_b)
+        taken = taken + extra
+    bar.update(R * B - bar.n)
+    bar.close()
+    seconds = time.perf_counter() - start
     results = []
     for i in range(B):
-        theta_i, f_i = solver.theta[i : i + 1], float(solver.f[i])
-        if L >= 2:
-            lams_i = np.full(L, lam_W_b[i])
-            fun_i = layout.objective(Y[i], lams_i.tolist(), float(lam_H_b[i]))
-            theta_i, f_i, _ = _polish(theta_i, f_i, fun_i, layout, counts[i], Y[i], steps, lams_i, float(lam_H_b[i]))
-        layers, H, b = layout.to_numpy(theta_i)
+        layers, H, b = layout.to_numpy(theta[i])
         settings = dict(d=d, lam_W=[float(lam_W_b[i])] * L, lam_H=float(lam_H_b[i]), L=L, bias=bool(bias), lam_b=0.0,
-                        loss="mse", optimizer="lbfgs", steps=steps, init_std=init_std, seed=seed, device=str(dev),
-                        dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
+                        loss="mse", optimizer="lbfgs", steps=steps, init_std=init_std, restarts=R, prune=prune,
+                        seed=seed, device=str(dev), dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
         results.append(
             TrainResult(
                 layers=layers, H=H, b=b if b is not None else np.zeros(K), labels=labels[i],
-                n=counts[i], objective=f_i, history={"objective": np.array([f_i])}, settings=settings,
-                steps=solver.n_iter, seconds=0.0,
+                n=counts[i], objective=float(f[i]), history={"objective": np.array([float(f[i])])}, settings=settings,
+                steps=int(taken[i]), seconds=seconds / B,
             )  # fmt: skip
         )
-    bar.update(B - bar.n)
-    bar.close()
-    seconds = time.perf_counter() - start
-    for r in results:
-        r.seconds = seconds / B
     return results
 
 
-def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> tuple[torch.Tensor, float, int]:
+def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
+    """Run :class:`BatchedLBFGS` until every problem converges, or for ``steps`` iterations."""
     solver = BatchedLBFGS(fun, theta)
     while solver.n_iter < steps and not bool(solver.done.all()):
         solver.step()
-    return solver.theta, float(solver.f[0]), solver.n_iter
+    return solver
 
 
 def _modes(theta: torch.Tensor, layout: _Layout, counts: np.ndarray, Y: torch.Tensor):
@@ -618,10 +646,20 @@ def _modes(theta: torch.Tensor, layout: _Layout, counts: np.ndarray, Y: torch.Te
     return layers, H, b, Z, sig, Vh, sqrt_n
 
 
+def _alive_tol(counts: np.ndarray) -> float:
+    """Singular values of ``W M D`` above this count as surviving modes.
+
+    An absolute scale, ``1e-6 sqrt(N)`` (the target's singular values are at most ``sqrt(N)``):
+    a tolerance relative to the largest mode would count every mode of a model that has
+    collapsed to the origin as alive.
+    """
+    return 1e-6 * float(np.sqrt(np.sum(counts)))
+
+
 def _without_weakest_mode(theta, layout, counts, Y):
     """Project the weakest surviving mode out of ``H`` and the input of ``W_1``; None if none."""
     layers, H, b, Z, sig, Vh, _ = _modes(theta, layout, counts, Y)
-    alive = (sig > 1e-6 * sig.max()).nonzero().flatten() if sig.max() > 0 else sig.new_zeros(0, dtype=torch.long)
+    alive = (sig > _alive_tol(counts)).nonzero().flatten()
     if alive.numel() == 0:
         return None
     q = Z @ Vh[int(alive[-1])]
@@ -640,49 +678,95 @@ def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
     balanced layer scales, on a feature direction orthogonal to the surviving ones.
     """
     layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, layout, counts, Y)
-    K, d = Z.shape[1], Z.shape[0]
-    logits = product([W[0] for W in layers]) @ (Z / sqrt_n)
+    K = Z.shape[1]
+    W = [layer[0] for layer in layers]
+    logits = product(W) @ (Z / sqrt_n)
     if b is not None:
         logits = logits + b[0][:, None]
     R = (torch.eye(K, dtype=Z.dtype, device=Z.device) - logits) * sqrt_n
     U_r, s_r, Vh_r = torch.linalg.svd(R)
-    Q, _ = torch.linalg.qr(Z) if Z.abs().max() > 0 else (Z.new_zeros(d, 0), None)
-    rank = int((sig > 1e-6 * sig.max()).sum()) if sig.max() > 0 else 0
-    if rank >= d or s_r[0] <= 0:
+    rank = int((sig > _alive_tol(counts)).sum())
+    if s_r[0] <= 0:
         return None
+    # the new mode's path q_0 -> q_1 -> ... -> u must avoid the surviving modes in every space:
+    # q_0 (features) misses the columns of Z and the rows of W_1, q_l the top columns of W_l and
+    # the top rows of W_{l+1}, so that no cross term with the existing layers appears
+    top_cols = lambda A: torch.linalg.svd(A)[0][:, :rank]  # noqa: E731
+    top_rows = lambda A: torch.linalg.svd(A)[2][:rank].T  # noqa: E731
     gen = torch.Generator().manual_seed(rank)
-    q = torch.randn(d, generator=gen, dtype=torch.float64).to(Z)
-    q = q - Q[:, :rank] @ (Q[:, :rank].T @ q)
-    q = q / q.norm()
+    path = []
+    for l in range(layout.L):
+        taken = torch.cat([top_cols(Z if l == 0 else W[l - 1]), top_rows(W[l])], dim=1)
+        q = _direction_avoiding(taken, gen)
+        if q is None:
+            return None
+        path.append(q)
+    path.append(U_r[:, 0])
     L = layout.L
     c = effective_c(lams, lam_H, L)
     x0 = float(s_r[0]) ** (1 / (L + 1))
-    new_layers = [W.clone() for W in layers]
-    for l in range(L - 1):
-        new_layers[l] = new_layers[l] + np.sqrt(c / lams[l]) * x0 * torch.outer(q, q)
-    new_layers[-1] = new_layers[-1] + np.sqrt(c / lams[-1]) * x0 * torch.outer(U_r[:, 0], q)
-    new_Z = np.sqrt(c / lam_H) * x0 * torch.outer(q, Vh_r[0])
+    new_layers = [layer.clone() for layer in layers]
+    for l in range(L):
+        new_layers[l][0] += np.sqrt(c / lams[l]) * x0 * torch.outer(path[l + 1], path[l])
+    new_Z = np.sqrt(c / lam_H) * x0 * torch.outer(path[0], Vh_r[0])
     new_H = H + (new_Z / sqrt_n) @ Y
     return layout.pack(new_layers, new_H, b)
 
 
+def _direction_avoiding(taken: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
+    """A random unit vector orthogonal to the columns of ``taken`` (d, k); None if they span R^d."""
+    d = taken.shape[0]
+    U, sv, _ = torch.linalg.svd(taken, full_matrices=False)
+    U = U[:, sv > 1e-8 * sv.max()] if sv.numel() and sv.max() > 0 else U[:, :0]
+    if U.shape[1] >= d:
+        return None
+    q = torch.randn(d, generator=gen, dtype=torch.float64).to(taken)
+    q = q - U @ (U.T @ q)
+    return q / q.norm()
+
+
 def _polish(theta, f, fun, layout, counts, Y, steps, lams, lam_H):
-    """Escape the two traps of depth: spurious surviving modes and lost modes.
+    """Escape the two traps of depth, for a batch of B problems: spurious modes and lost modes.
 
     First remove the weakest surviving mode while that lowers (P) (a spurious mode is a local
     minimum just below the threshold); then plant the mode the residual misses while that lowers
-    (P) (the origin of every mode is a local minimum for ``L >= 2``). Each candidate is
-    re-optimised by L-BFGS and kept only if the objective decreases. Returns (theta, f, iterations).
+    (P) (the origin of every mode is a local minimum for ``L >= 2``). The candidates of all
+    problems are re-optimised together by L-BFGS and each is kept only if its objective
+    decreases; a problem stops a move at its first failure.
+
+    Parameters
+    ----------
+    theta : torch.Tensor, shape (B, P)
+    f : torch.Tensor, shape (B,)
+    fun : callable
+        ``fun(theta, rows)`` of the batch (see :meth:`_Layout.objective`).
+    counts : numpy.ndarray, shape (B, K)
+    Y : torch.Tensor, shape (K, N) or (B, K, N)
+    lams : numpy.ndarray, shape (B, L)
+    lam_H : numpy.ndarray, shape (B,)
+
+    Returns
+    -------
+    theta, f, iterations (a (B,) long tensor of the extra L-BFGS iterations)
     """
-    taken = 0
-    for move in (lambda t: _without_weakest_mode(t, layout, counts, Y), lambda t: _with_new_mode(t, layout, counts, Y, lams, lam_H)):
-        while True:
-            candidate = move(theta)
-            if candidate is None:
+    theta, f = theta.clone(), f.clone()
+    taken = torch.zeros(len(theta), dtype=torch.long, device=theta.device)
+    Y_of = (lambda i: Y) if Y.ndim == 2 else (lambda i: Y[i])
+    moves = (
+        lambda t, i: _without_weakest_mode(t, layout, counts[i], Y_of(i)),
+        lambda t, i: _with_new_mode(t, layout, counts[i], Y_of(i), lams[i], lam_H[i]),
+    )
+    for move in moves:
+        trying = list(range(len(theta)))
+        while trying:
+            made = [(i, move(theta[i : i + 1], i)) for i in trying]
+            made = [(i, c) for i, c in made if c is not None]
+            if not made:
                 break
-            cand_theta, cand_f, it = _run_lbfgs(fun, candidate, steps)
-            taken += it
-            if not cand_f < f - 1e-13 * abs(f):
-                break
-            theta, f = cand_theta, cand_f
+            rows = torch.tensor([i for i, _ in made], device=theta.device)
+            solver = _run_lbfgs(lambda t, r: fun(t, rows[r]), torch.cat([c for _, c in made]), steps)
+            taken[rows] += solver.iterations
+            better = solver.f < f[rows] - 1e-13 * f[rows].abs()
+            theta[rows[better]], f[rows[better]] = solver.theta[better], solver.f[better]
+            trying = rows[better].tolist()
     return theta, f, taken
