@@ -7,7 +7,9 @@
         + \\frac{\\lambda_H}{2}\\lVert H\\rVert_F^2 \\; (+ \\tfrac{\\lambda_b}{2}\\lVert b\\rVert^2)
 
 This is the normalisation of Dang et al. (ICML 2023) used throughout the book; Liu (2024)
-studies it with an unregularised bias. The same function evaluates a numpy point (tests,
+studies it with an unregularised bias. For fixed layers, (P) is a ridge regression in the
+features and the bias, whose minimiser :func:`exact_features` is collapsed (``H = M Y``); at
+such a point :func:`collapsed_objective` evaluates (P) from the class means alone. The same function evaluates a numpy point (tests,
 closed-form constructions) and a torch point (the trainer differentiates through it), and a
 *batch* of points: every array may carry leading batch dimensions, and each strength may be a
 scalar or an array over the batch.
@@ -19,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["product", "ufm_objective"]
+__all__ = ["product", "ufm_objective", "collapsed_objective", "exact_features"]
 
 
 def product(layers: Sequence[Any]) -> Any:
@@ -107,3 +109,100 @@ def ufm_objective(
     if b is not None:
         value = value + lam_b / 2 * (b**2).sum(axis=-1)
     return value
+
+
+def _is_numpy(a: Any) -> bool:
+    return isinstance(a, np.ndarray)
+
+
+def exact_features(layers: Sequence[Any], n: Any, lam_H: Any, *, bias: bool = True) -> tuple[Any, Any]:
+    """Features and bias minimising (P) for fixed layers (MSE loss, unregularised bias).
+
+    With ``W = W_L ... W_1`` and ``A = W^T W + N lam_H I``, the minimiser over ``H`` of (P) is
+    ``H = A^{-1} W^T (Y - b 1^T)`` column by column, and over ``b`` it is ``b = n / N`` (the
+    optimal features have zero mean): every sample of class ``k`` gets the same feature, so
+    ``H = M Y`` with the class means
+
+    * ``M = A^{-1} W^T (I - b 1^T)``, ``b = n / N`` with the bias,
+    * ``M = A^{-1} W^T`` without it.
+
+    This is the step "NC1 holds at every partial minimiser over H" in the proof of collapse
+    (Zhu et al. 2021; Liu 2024, section 3), and the variable projection that
+    :func:`nclab.train` uses by default.
+
+    Parameters
+    ----------
+    layers : sequence of arrays
+        ``[W_1, ..., W_L]``, shapes (..., d, d) ... (..., K, d); numpy or torch.
+    n : array, shape (..., K)
+        Class counts.
+    lam_H : float or array over the batch dimensions
+        Feature decay (> 0).
+    bias : bool
+        Model with an (unregularised) bias.
+
+    Returns
+    -------
+    M : array, shape (..., d, K)
+        Class means of the optimal features.
+    b : array, shape (..., K), or None
+        Optimal bias, ``n / N`` (None without bias).
+    """
+    W = product(layers)
+    WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
+    N = n.sum(-1)
+    ridge = N * lam_H
+    if getattr(ridge, "ndim", 0):
+        ridge = ridge[..., None, None]
+    A = WT @ W + ridge * _eye(W.shape[-1], W)
+    rhs, b = WT, None
+    if bias:
+        b = n / (N[..., None] if getattr(N, "ndim", 0) else N)
+        rhs = WT - WT @ b[..., :, None]
+    if _is_numpy(W):
+        return np.linalg.solve(A, rhs), b
+    import torch
+
+    return torch.linalg.solve(A, rhs), b
+
+
+def collapsed_objective(layers: Sequence[Any], M: Any, b: Any | None, n: Any, lam_W: Sequence[Any], lam_H: Any) -> Any:
+    """Value of (P) at collapsed features ``H = M Y`` (MSE loss, unregularised bias).
+
+    Equal to :func:`ufm_objective` at ``H = M Y`` but computed from the K class means:
+    ``(1/2N) sum_k n_k ||W m_k + b - e_k||^2 + lam_H/2 sum_k n_k ||m_k||^2 + sum_l lam_l/2 ||W_l||^2``.
+
+    Parameters
+    ----------
+    layers : sequence of arrays
+        ``[W_1, ..., W_L]``, shapes (..., d, d) ... (..., K, d).
+    M : array, shape (..., d, K)
+        Class means.
+    b : array, shape (..., K), or None
+    n : array, shape (..., K)
+        Class counts.
+    lam_W : sequence of L strengths (scalars or arrays over the batch)
+    lam_H : float or array over the batch
+
+    Returns
+    -------
+    scalar or array over the batch
+    """
+    K = M.shape[-1]
+    logits = product(layers) @ M
+    if b is not None:
+        logits = logits + b[..., :, None]
+    value = ((logits - _eye(K, M)) ** 2 * n[..., None, :]).sum(axis=(-2, -1)) / (2 * n.sum(-1))
+    value = value + lam_H / 2 * ((M**2) * n[..., None, :]).sum(axis=(-2, -1))
+    for lam, layer in zip(lam_W, layers):
+        value = value + lam / 2 * _sq(layer)
+    return value
+
+
+def _eye(k: int, like: Any) -> Any:
+    """Identity of size k, numpy or torch (with the dtype and device of ``like``)."""
+    if _is_numpy(like):
+        return np.eye(k)
+    import torch
+
+    return torch.eye(k, dtype=like.dtype, device=like.device)

@@ -4,7 +4,11 @@ The model has free features ``H`` (d x N), layers ``W_1..W_L`` and an optional b
 objective is :func:`nclab.objective.ufm_objective`. :func:`train` minimises it with
 
 * ``optimizer="lbfgs"`` (default): full-batch L-BFGS in float64 (:mod:`nclab.lbfgs`), several
-  random starts run as one batch, then a *pruning* pass. For ``L >= 2`` the origin of every
+  random starts run as one batch, then a *pruning* pass. By default the features and the bias
+  are *exact*: for fixed layers (P) is a ridge regression in ``(H, b)``, solved in closed form
+  at every evaluation (:func:`nclab.objective.exact_features`; variable projection), so
+  L-BFGS moves only the layers: ``d K + (L-1) d^2`` unknowns instead of ``d N`` more.
+  ``features="free"`` keeps ``H`` and ``b`` as optimiser parameters. For ``L >= 2`` the origin of every
   mode is a local minimum and, just below the threshold, so is a spurious nonzero mode
   (``nclab.theory.nonzero_branch``). A polishing pass removes the weakest surviving mode, then
   plants the mode the residual misses, keeping each move only if (P) went down. With the
@@ -28,7 +32,7 @@ from . import metrics as nc
 from ._validate import choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
-from .objective import product, ufm_objective
+from .objective import collapsed_objective, exact_features, product, ufm_objective
 from .theory import GlobalMinimizer, check_lambdas, effective_c, global_minimizer
 
 __all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "train_many", "HISTORY_METRICS"]
@@ -221,52 +225,92 @@ class _State:
 # ----------------------------------------------------------------------------- parameter layout
 
 
-class _Layout:
-    """Packs ``(W_1..W_L, H, b)`` of B problems into one (B, P) tensor."""
+class _Problem:
+    """(P) for one problem or a batch of B problems (same K, d, N, L), on packed parameters.
 
-    def __init__(self, K: int, d: int, N: int, L: int, bias: bool):
-        self.shapes = [(d, d)] * (L - 1) + [(K, d), (d, N)] + ([(K,)] if bias else [])
+    ``theta`` of shape (B, P) holds, per row, ``W_1..W_L`` and, with *free features*, ``H``
+    and ``b``. With *exact features* (variable projection, Golub & Pereyra 1973) it holds the
+    layers only: for fixed layers, (P) is a ridge regression in ``(H, b)`` whose minimiser is
+    collapsed, ``H = M Y`` (:func:`nclab.objective.exact_features`), so (P) is evaluated at
+    class level and its gradient is the gradient of ``min_{H, b} f`` (envelope theorem).
+
+    Parameters
+    ----------
+    Y : torch.Tensor, shape (K, N) or (B, K, N)
+        One-hot labels (samples ordered by class).
+    counts : numpy.ndarray, shape (K,) or (B, K)
+    lam_W : list of L floats or (B,) tensors
+    lam_H : float or (B,) tensor
+    d, L, bias, lam_b, loss
+        As in :func:`train`.
+    exact : bool
+        Exact features (needs ``loss="mse"`` and ``lam_b = 0``) or free features.
+    """
+
+    def __init__(self, Y, counts, lam_W, lam_H, *, d: int, L: int, bias: bool, lam_b: float = 0.0, loss: str = "mse", exact: bool = False):
+        K, N = Y.shape[-2], Y.shape[-1]
+        self.Y, self.counts, self.lam_W, self.lam_H = Y, counts, list(lam_W), lam_H
+        self.n = torch.as_tensor(counts, dtype=Y.dtype, device=Y.device)
+        self.d, self.L, self.bias, self.lam_b, self.loss, self.exact, self.K = d, L, bias, lam_b, loss, exact, K
+        self.shapes = [(d, d)] * (L - 1) + [(K, d)] + ([] if exact else [(d, N)] + ([(K,)] if bias else []))
         self.sizes = [math.prod(s) for s in self.shapes]
-        self.L, self.bias, self.K = L, bias, K
         self.P = sum(self.sizes)
 
-    def unpack(self, theta: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+    @staticmethod
+    def _pick(v, rows):
+        return v[rows] if rows is not None and torch.is_tensor(v) and v.ndim > 0 else v
+
+    def _data(self, rows):
+        """Labels, counts and strengths of the problems ``rows`` (all of them if None)."""
+        pick = self._pick
+        Y = self.Y if self.Y.ndim == 2 else pick(self.Y, rows)
+        n = self.n if self.n.ndim == 1 else pick(self.n, rows)
+        return Y, n, [pick(v, rows) for v in self.lam_W], pick(self.lam_H, rows)
+
+    def row(self, i: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray, float]:
+        """Counts (K,), labels Y (K, N), layer strengths (L,) and lam_H of problem ``i``."""
+        Y, n, lam_W, lam_H = self._data(torch.tensor([i], device=self.Y.device))
+        one = lambda v: float(v[0]) if torch.is_tensor(v) and v.ndim else float(v)  # noqa: E731
+        return n.reshape(-1, self.K)[0].cpu().numpy(), Y.reshape(-1, *Y.shape[-2:])[0], np.array([one(v) for v in lam_W]), one(lam_H)
+
+    def split(self, theta: torch.Tensor) -> list[torch.Tensor]:
         B = theta.shape[0]
-        parts = [p.reshape(B, *s) for p, s in zip(torch.split(theta, self.sizes, dim=1), self.shapes)]
-        return parts[: self.L], parts[self.L], (parts[self.L + 1] if self.bias else None)
+        return [p.reshape(B, *s) for p, s in zip(torch.split(theta, self.sizes, dim=1), self.shapes)]
+
+    def unpack(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Layers, ``H`` (b, d, N) and ``b`` (b, K) or None, of the problems ``rows``."""
+        parts = self.split(theta)
+        if not self.exact:
+            return parts[: self.L], parts[self.L], (parts[self.L + 1] if self.bias else None)
+        Y, n, _, lam_H = self._data(rows)
+        M, b = exact_features(parts, n, lam_H, bias=self.bias)
+        return parts, M @ Y, (None if b is None else b.expand(theta.shape[0], self.K))
 
     def pack(self, layers: Sequence[torch.Tensor], H: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        pieces = list(layers) + [H] + ([b] if self.bias else [])
+        """Inverse of :meth:`unpack` (exact features keep the layers only)."""
+        pieces = list(layers) + ([] if self.exact else [H] + ([b] if self.bias else []))
         return torch.cat([p.reshape(p.shape[0], -1) for p in pieces], dim=1)
 
-    def objective(self, Y: torch.Tensor, lam_W: Sequence, lam_H, lam_b: float = 0.0, loss: str = "mse") -> Callable:
-        """(P) as a function ``fun(theta, rows=None)`` of packed parameters: (b, P) -> (b,).
+    def __call__(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(P) of the problems ``rows`` (b,) at ``theta`` (b, P): shape (b,)."""
+        Y, n, lam_W, lam_H = self._data(rows)
+        if self.exact:
+            layers = self.split(theta)
+            M, b = exact_features(layers, n, lam_H, bias=self.bias)
+            return collapsed_objective(layers, M, b, n, lam_W, lam_H)
+        layers, H, b = self.unpack(theta)
+        return ufm_objective(layers, H, b, Y, lam_W, lam_H, self.lam_b, self.loss)
 
-        ``Y`` is (K, N) for one problem or (B, K, N) for a batch of problems; strengths are
-        scalars or (B,) tensors. ``rows`` (b,) picks the problems of a sub-batch (see
-        :class:`nclab.lbfgs.BatchedLBFGS`); it is ignored when nothing is batched.
-        """
-
-        def pick(v, rows):
-            return v[rows] if rows is not None and torch.is_tensor(v) and v.ndim > 0 else v
-
-        def fun(theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-            layers, H, b = self.unpack(theta)
-            lam_rows = [pick(v, rows) for v in lam_W]
-            Y_rows = Y if Y.ndim == 2 else pick(Y, rows)
-            return ufm_objective(layers, H, b, Y_rows, lam_rows, pick(lam_H, rows), lam_b, loss)
-
-        return fun
-
-    def to_numpy(self, theta_row: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+    def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
         """Layers, ``H`` and ``b`` of one problem (``theta_row`` of shape (P,)) as float64 numpy arrays."""
-        layers, H, b = self.unpack(theta_row.reshape(1, -1))
+        rows = None if row is None else torch.tensor([row], device=theta_row.device)
+        layers, H, b = self.unpack(theta_row.reshape(1, -1), rows)
         arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
         return [arr(W) for W in layers], arr(H), (None if b is None else arr(b))
 
     def init(self, B: int, std: float, generator: torch.Generator) -> torch.Tensor:
         theta = std * torch.randn(B, self.P, generator=generator, dtype=torch.float64)
-        if self.bias:
+        if self.bias and not self.exact:
             theta[:, -self.K :] = 0.0
         return theta
 
@@ -278,6 +322,17 @@ class _Layout:
 
 
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
+
+
+def _resolve_features(features: str | None, optimizer: str, loss: str, lam_b: float) -> str:
+    """``"exact"`` by default for L-BFGS on (P) with an unregularised bias, else ``"free"``."""
+    closed = loss == "mse" and lam_b == 0
+    if features is None:
+        return "exact" if optimizer == "lbfgs" and closed else "free"
+    features = choice(features, "features", ("exact", "free"))
+    if features == "exact" and not closed:
+        raise ValueError("features='exact' needs loss='mse' and lam_b=0 (the features have a closed form only there); use features='free'")
+    return features
 _DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
 
 
@@ -292,6 +347,7 @@ def train(
     lam_b: float = 0.0,
     loss: str = "mse",
     optimizer: str = "lbfgs",
+    features: str | None = None,
     lr: float | None = None,
     momentum: float = 0.9,
     steps: int | None = None,
@@ -327,6 +383,14 @@ def train(
         Squared loss of (P) or cross-entropy.
     optimizer : {"lbfgs", "gd", "adam"}
         Full-batch L-BFGS (default), gradient descent with ``momentum``, or Adam.
+    features : {"exact", "free"}, optional
+        ``"free"``: the features ``H`` and the bias are parameters of the optimiser, like the
+        layers (watch them collapse). ``"exact"``: they are set, at every evaluation, to their
+        exact minimiser given the layers (:func:`nclab.objective.exact_features`, a ridge
+        regression whose solution is collapsed), and the optimiser moves the layers only
+        (variable projection). Both minimise the same (P); ``"exact"`` has far fewer unknowns
+        and is the default for L-BFGS with the MSE loss and an unregularised bias, ``"free"``
+        otherwise (the only choice for ``loss="ce"`` or ``lam_b > 0``).
     lr : float, optional
         Learning rate of ``"gd"`` (default 0.1) or ``"adam"`` (default 0.01); unused by L-BFGS.
     momentum : float, default 0.9
@@ -387,6 +451,7 @@ def train(
     restarts = whole(restarts, "restarts", 1)
     if prune is None:
         prune = L >= 2 and optimizer == "lbfgs" and loss == "mse"
+    features = _resolve_features(features, optimizer, loss, lam_b)
     seed = whole(seed, "seed", 0)
     if log_every is None:
         log_every = 10 if optimizer == "lbfgs" else max(1, steps // 200)
@@ -402,9 +467,8 @@ def train(
 
     labels = labels_from_counts(counts)
     K, N = counts.size, labels.size
-    layout = _Layout(K, d, N, L, bias)
     Y = torch.as_tensor(one_hot(labels, K), dtype=dtype, device=dev)
-    fun = layout.objective(Y, [float(v) for v in lams], lam_H, lam_b, loss)
+    problem = _Problem(Y, counts, [float(v) for v in lams], lam_H, d=d, L=L, bias=bias, lam_b=lam_b, loss=loss, exact=features == "exact")
 
     cache: dict[str, GlobalMinimizer] = {}
 
@@ -416,7 +480,7 @@ def train(
     history: dict[str, list[float]] = {"step": [], "objective": [], **{m: [] for m in metrics}}
 
     def state_of(theta_row: torch.Tensor, f: float) -> _State:
-        layers, H, b = layout.to_numpy(theta_row)
+        layers, H, b = problem.to_numpy(theta_row)
         return _State(layers, H, b, labels, K, f, minimizer)
 
     def log(step: int, theta: torch.Tensor, f: torch.Tensor) -> None:
@@ -430,8 +494,8 @@ def train(
                 history[m].append(HISTORY_METRICS[m](st))
 
     generator = torch.Generator().manual_seed(seed)
-    theta0 = layout.init(restarts, init_std, generator).to(device=dev, dtype=dtype)
-    f0 = fun(theta0).detach()
+    theta0 = problem.init(restarts, init_std, generator).to(device=dev, dtype=dtype)
+    f0 = problem(theta0).detach()
     if not bool(torch.isfinite(f0).all()):
         raise TrainingDivergedError("the objective is not finite at the initial point; lower init_std")
 
@@ -449,7 +513,7 @@ def train(
             raise TrainingDivergedError(f"training diverged at step {step}: objective = {value:g} ({optimizer}); {hint}")
 
     if optimizer == "lbfgs":
-        solver = BatchedLBFGS(fun, theta0)
+        solver = BatchedLBFGS(problem, theta0)
         while solver.n_iter < steps and not bool(solver.done.all()):
             before = solver.n_iter
             for _ in range(min(log_every, steps - solver.n_iter)):
@@ -463,7 +527,7 @@ def train(
         best = int(torch.argmin(solver.f))
         theta, f_best, taken = solver.theta[best : best + 1], float(solver.f[best]), solver.n_iter
         if prune:
-            theta, f_pol, extra = _polish(theta, solver.f[best : best + 1], fun, layout, counts[None], Y, steps, lams[None], np.array([lam_H]))
+            theta, f_pol, extra = _polish(theta, solver.f[best : best + 1], problem, steps)
             f_best, extra = float(f_pol[0]), int(extra[0])
             taken += extra
             if extra:
@@ -474,16 +538,16 @@ def train(
         f = f0
         for step in range(1, steps + 1):
             opt.zero_grad(set_to_none=True)
-            f = fun(theta)
+            f = problem(theta)
             f.sum().backward()
             opt.step()
             if step % log_every == 0 or step == steps:
-                f = fun(theta).detach()
+                f = problem(theta).detach()
                 diverged(step, f)
                 log(step, theta.detach(), f)
                 bar.update(step - bar.n)
                 bar.set_postfix(objective=f"{float(f.min()):.8g}", refresh=False)
-        f = fun(theta).detach()
+        f = problem(theta).detach()
         diverged(steps, f)
         best = int(torch.argmin(f))
         theta, f_best, taken = theta.detach()[best : best + 1], float(f[best]), steps
@@ -496,7 +560,8 @@ def train(
     settings = dict(
         d=d, lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=bool(bias), lam_b=lam_b, loss=loss, optimizer=optimizer,
         lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
-        init_std=init_std, restarts=restarts, prune=bool(prune), seed=seed, device=str(dev), dtype=str(dtype).replace("torch.", ""),
+        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed, device=str(dev),
+        dtype=str(dtype).replace("torch.", ""),
     )  # fmt: skip
     return TrainResult(
         layers=final.layers,
@@ -524,6 +589,7 @@ def train_many(
     init_std: float = 0.5,
     restarts: int | None = None,
     prune: bool | None = None,
+    features: str = "exact",
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device | None = None,
@@ -545,7 +611,7 @@ def train_many(
         Feature width.
     lam_W, lam_H : float or array_like of shape (B,)
         Strengths per setting (one ``lam_W`` for every layer of a setting).
-    L, bias, steps, init_std, restarts, prune, seed, progress, device, dtype
+    L, bias, steps, init_std, restarts, prune, features, seed, progress, device, dtype
         As in :func:`train` (MSE loss, unregularised bias); the ``restarts`` of all settings
         run in the same batch.
 
@@ -582,20 +648,18 @@ def train_many(
     steps = whole(steps, "steps", 1)
     R = whole((2 if L >= 2 else 1) if restarts is None else restarts, "restarts", 1)
     prune = L >= 2 if prune is None else bool(prune)
+    features = _resolve_features(features, "lbfgs", "mse", 0.0)
     dev = resolve_device(device)
     N = int(counts[0].sum())
-    layout = _Layout(K, d, N, L, bias)
     labels = [labels_from_counts(row) for row in counts]
     Y = torch.as_tensor(np.stack([one_hot(y, K) for y in labels]), dtype=dtype, device=dev)  # (B, K, N)
     lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
     lh = torch.as_tensor(lam_H_b, dtype=dtype, device=dev)
-
+    problem = _Problem(Y, counts, [lw] * L, lh, d=d, L=L, bias=bias, exact=features == "exact")
     # restart r of setting i is row r * B + i
-    rows_of = lambda rows: rows % B  # noqa: E731
-    fun_settings = layout.objective(Y, [lw] * L, lh)
-    fun = lambda theta, rows: fun_settings(theta, rows_of(rows))  # noqa: E731
+    fun = lambda theta, rows: problem(theta, rows % B)  # noqa: E731
 
-    theta0 = layout.init(R * B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
+    theta0 = problem.init(R * B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
     start = time.perf_counter()
     solver = BatchedLBFGS(fun, theta0)
     bar = tqdm(total=R * B, desc=f"{B} UFMs L={L}", disable=not progress, leave=True)
@@ -608,16 +672,16 @@ def train_many(
     best = solver.f.reshape(R, B).argmin(0) * B + torch.arange(B, device=dev)
     theta, f, taken = solver.theta[best], solver.f[best], solver.iterations[best]
     if prune:
-        theta, f, extra = _polish(theta, f, fun_settings, layout, counts, Y, steps, np.repeat(lam_W_b[:, None], L, 1), lam_H_b)
+        theta, f, extra = _polish(theta, f, problem, steps)
         taken = taken + extra
     bar.update(R * B - bar.n)
     bar.close()
     seconds = time.perf_counter() - start
     results = []
     for i in range(B):
-        layers, H, b = layout.to_numpy(theta[i])
+        layers, H, b = problem.to_numpy(theta[i], i)
         settings = dict(d=d, lam_W=[float(lam_W_b[i])] * L, lam_H=float(lam_H_b[i]), L=L, bias=bool(bias), lam_b=0.0,
-                        loss="mse", optimizer="lbfgs", steps=steps, init_std=init_std, restarts=R, prune=prune,
+                        loss="mse", optimizer="lbfgs", features=features, steps=steps, init_std=init_std, restarts=R, prune=prune,
                         seed=seed, device=str(dev), dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
         results.append(
             TrainResult(
@@ -637,29 +701,30 @@ def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
     return solver
 
 
-def _modes(theta: torch.Tensor, layout: _Layout, counts: np.ndarray, Y: torch.Tensor):
-    """Layers, H, b of one problem, with ``Z = M D`` and the SVD of ``W Z`` (K x K)."""
-    layers, H, b = layout.unpack(theta)
+def _modes(theta: torch.Tensor, problem: _Problem, i: int):
+    """Layers, H, b of problem ``i`` (``theta`` of shape (1, P)), ``Z = M D`` and the SVD of ``W Z`` (K x K)."""
+    counts, Y, _, _ = problem.row(i)
+    layers, H, b = problem.unpack(theta, torch.tensor([i], device=theta.device))
     sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
     Z = (H[0] @ Y.T) / sqrt_n  # M D, shape (d, K)
     _, sig, Vh = torch.linalg.svd(product([W[0] for W in layers]) @ Z)
     return layers, H, b, Z, sig, Vh, sqrt_n
 
 
-def _alive_tol(counts: np.ndarray) -> float:
+def _alive_tol(sqrt_n: torch.Tensor) -> float:
     """Singular values of ``W M D`` above this count as surviving modes.
 
     An absolute scale, ``1e-6 sqrt(N)`` (the target's singular values are at most ``sqrt(N)``):
     a tolerance relative to the largest mode would count every mode of a model that has
     collapsed to the origin as alive.
     """
-    return 1e-6 * float(np.sqrt(np.sum(counts)))
+    return 1e-6 * float(sqrt_n.square().sum().sqrt())
 
 
-def _without_weakest_mode(theta, layout, counts, Y):
+def _without_weakest_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tensor | None:
     """Project the weakest surviving mode out of ``H`` and the input of ``W_1``; None if none."""
-    layers, H, b, Z, sig, Vh, _ = _modes(theta, layout, counts, Y)
-    alive = (sig > _alive_tol(counts)).nonzero().flatten()
+    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, problem, i)
+    alive = (sig > _alive_tol(sqrt_n)).nonzero().flatten()
     if alive.numel() == 0:
         return None
     q = Z @ Vh[int(alive[-1])]
@@ -667,17 +732,18 @@ def _without_weakest_mode(theta, layout, counts, Y):
     P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
     new_layers = [W.clone() for W in layers]
     new_layers[0] = new_layers[0] @ P
-    return layout.pack(new_layers, P @ H, b)
+    return problem.pack(new_layers, P @ H, b)
 
 
-def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
+def _with_new_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tensor | None:
     """Seed a mode along the top singular pair of the class-space residual; None if no room.
 
     The residual of (P) on the class means is ``R = (I - W M - b 1^T) D`` (K x K). A lost mode is a
     local minimum at zero for ``L >= 2``: gradients cannot bring it back, so it is planted, with
     balanced layer scales, on a feature direction orthogonal to the surviving ones.
     """
-    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, layout, counts, Y)
+    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, problem, i)
+    _, Y, lams, lam_H = problem.row(i)
     K = Z.shape[1]
     W = [layer[0] for layer in layers]
     logits = product(W) @ (Z / sqrt_n)
@@ -685,7 +751,7 @@ def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
         logits = logits + b[0][:, None]
     R = (torch.eye(K, dtype=Z.dtype, device=Z.device) - logits) * sqrt_n
     U_r, s_r, Vh_r = torch.linalg.svd(R)
-    rank = int((sig > _alive_tol(counts)).sum())
+    rank = int((sig > _alive_tol(sqrt_n)).sum())
     if s_r[0] <= 0:
         return None
     # the new mode's path q_0 -> q_1 -> ... -> u must avoid the surviving modes in every space:
@@ -695,14 +761,14 @@ def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
     top_rows = lambda A: torch.linalg.svd(A)[2][:rank].T  # noqa: E731
     gen = torch.Generator().manual_seed(rank)
     path = []
-    for l in range(layout.L):
+    for l in range(problem.L):
         taken = torch.cat([top_cols(Z if l == 0 else W[l - 1]), top_rows(W[l])], dim=1)
         q = _direction_avoiding(taken, gen)
         if q is None:
             return None
         path.append(q)
     path.append(U_r[:, 0])
-    L = layout.L
+    L = problem.L
     c = effective_c(lams, lam_H, L)
     x0 = float(s_r[0]) ** (1 / (L + 1))
     new_layers = [layer.clone() for layer in layers]
@@ -710,7 +776,7 @@ def _with_new_mode(theta, layout, counts, Y, lams, lam_H):
         new_layers[l][0] += np.sqrt(c / lams[l]) * x0 * torch.outer(path[l + 1], path[l])
     new_Z = np.sqrt(c / lam_H) * x0 * torch.outer(path[0], Vh_r[0])
     new_H = H + (new_Z / sqrt_n) @ Y
-    return layout.pack(new_layers, new_H, b)
+    return problem.pack(new_layers, new_H, b)
 
 
 def _direction_avoiding(taken: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
@@ -725,7 +791,7 @@ def _direction_avoiding(taken: torch.Tensor, gen: torch.Generator) -> torch.Tens
     return q / q.norm()
 
 
-def _polish(theta, f, fun, layout, counts, Y, steps, lams, lam_H):
+def _polish(theta: torch.Tensor, f: torch.Tensor, problem: _Problem, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Escape the two traps of depth, for a batch of B problems: spurious modes and lost modes.
 
     First remove the weakest surviving mode while that lowers (P) (a spurious mode is a local
@@ -737,13 +803,12 @@ def _polish(theta, f, fun, layout, counts, Y, steps, lams, lam_H):
     Parameters
     ----------
     theta : torch.Tensor, shape (B, P)
+        One point per problem of ``problem`` (a batch of B problems, or one problem and B = 1).
     f : torch.Tensor, shape (B,)
-    fun : callable
-        ``fun(theta, rows)`` of the batch (see :meth:`_Layout.objective`).
-    counts : numpy.ndarray, shape (B, K)
-    Y : torch.Tensor, shape (K, N) or (B, K, N)
-    lams : numpy.ndarray, shape (B, L)
-    lam_H : numpy.ndarray, shape (B,)
+        Objective at ``theta``.
+    problem : _Problem
+    steps : int
+        Iteration limit of each L-BFGS run.
 
     Returns
     -------
@@ -751,20 +816,15 @@ def _polish(theta, f, fun, layout, counts, Y, steps, lams, lam_H):
     """
     theta, f = theta.clone(), f.clone()
     taken = torch.zeros(len(theta), dtype=torch.long, device=theta.device)
-    Y_of = (lambda i: Y) if Y.ndim == 2 else (lambda i: Y[i])
-    moves = (
-        lambda t, i: _without_weakest_mode(t, layout, counts[i], Y_of(i)),
-        lambda t, i: _with_new_mode(t, layout, counts[i], Y_of(i), lams[i], lam_H[i]),
-    )
-    for move in moves:
+    for move in (_without_weakest_mode, _with_new_mode):
         trying = list(range(len(theta)))
         while trying:
-            made = [(i, move(theta[i : i + 1], i)) for i in trying]
+            made = [(i, move(theta[i : i + 1], problem, i)) for i in trying]
             made = [(i, c) for i, c in made if c is not None]
             if not made:
                 break
             rows = torch.tensor([i for i, _ in made], device=theta.device)
-            solver = _run_lbfgs(lambda t, r: fun(t, rows[r]), torch.cat([c for _, c in made]), steps)
+            solver = _run_lbfgs(lambda t, r: problem(t, rows[r]), torch.cat([c for _, c in made]), steps)
             taken[rows] += solver.iterations
             better = solver.f < f[rows] - 1e-13 * f[rows].abs()
             theta[rows[better]], f[rows[better]] = solver.theta[better], solver.f[better]

@@ -40,6 +40,22 @@ def test_default_trainer_reaches_the_closed_form(n, L, bias, cut):
     assert err["W_gram"] < 1e-5 and err["M_gram"] < 1e-5 and err["b"] < 1e-5
 
 
+@pytest.mark.parametrize("L", [1, 3])
+def test_free_and_exact_features_reach_the_same_optimum(L):
+    """Free features (every sample a parameter) and exact features (variable projection) minimise
+    the same (P): both reach the closed form, and the free features collapse by themselves."""
+    n, lam = IMBALANCED, lam_for(IMBALANCED, L, True, cut=False)
+    g = theory.global_minimizer(n, lam, lam, L=L)
+    runs = {f: train(n, d=6, lam_W=lam, lam_H=lam, L=L, features=f, progress=False) for f in ("exact", "free")}
+    for features, r in runs.items():
+        assert r.settings["features"] == features
+        assert abs(r.objective - g.objective) <= 1e-9 * g.objective
+        assert r.history["nc1"][-1] < 1e-12
+    # the free run starts from scattered features; the exact one is collapsed from its first step
+    assert runs["free"].history["nc1"][0] > 0.1 and runs["exact"].history["nc1"][0] < 1e-20
+    assert runs["exact"].steps < runs["free"].steps
+
+
 def test_per_layer_strengths_and_regularised_bias():
     n = IMBALANCED
     r = train(n, d=5, lam_W=[0.01, 0.02], lam_H=0.005, L=2, progress=False, metrics=())
@@ -119,6 +135,9 @@ def test_progress_bar_can_be_switched_off(capsys):
         (dict(restarts=0), "restarts"),
         (dict(lam_b=-1.0), "lam_b"),
         (dict(seed=-1), "seed"),
+        (dict(features="frozen"), "features must be one of"),
+        (dict(features="exact", loss="ce"), "features='exact' needs loss='mse'"),
+        (dict(features="exact", lam_b=0.1), "features='exact' needs loss='mse' and lam_b=0"),
     ],
 )
 def test_bad_arguments_name_the_parameter(kwargs, match):
