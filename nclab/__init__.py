@@ -9,12 +9,13 @@ each:
 * :mod:`nclab.lbfgs` -- a batched L-BFGS minimiser in PyTorch;
 * :mod:`nclab.ufm` -- training the model on CPU or GPU (:func:`nclab.train`);
 * :mod:`nclab.metrics` -- NC1-NC4 and distances to the theory;
+* :mod:`nclab.phases` -- phase diagrams over (imbalance ratio, strength), theory and training;
 * :mod:`nclab.plots` -- the book's matplotlib figures;
 * :mod:`nclab.widgets` -- ipywidgets explorers;
 * :mod:`nclab.nets` -- a real network on real data (scikit-learn's digits) and user features;
 * :mod:`nclab.exercises` and :mod:`nclab.assign` -- checkers and student editions for courses.
 
-The last five load on first use (``nclab.plots`` works after ``import nclab``).
+The last six load on first use (``nclab.plots`` works after ``import nclab``).
 """
 
 import importlib
@@ -36,7 +37,7 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-_LAZY = ("plots", "widgets", "nets", "exercises", "assign")
+_LAZY = ("phases", "plots", "widgets", "nets", "exercises", "assign")
 
 
 def __getattr__(name: str):
@@ -53,6 +54,7 @@ __all__ = [
     "objective",
     "theory",
     "ufm",
+    "phases",
     "plots",
     "widgets",
     "nets",

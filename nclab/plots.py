@@ -28,6 +28,7 @@ __all__ = [
     "plot_history",
     "plot_scalar_problem",
     "plot_sweep",
+    "plot_phase_diagram",
 ]
 
 #: Diverging colour map of the Gram heatmaps (symmetric scale around 0).
@@ -584,3 +585,145 @@ def plot_sweep(
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax
+
+
+def _phase_colors(kmax: int) -> list:
+    """Colour of the region with ``k`` surviving modes, ``k = 0..kmax`` (pale: none, dark: many)."""
+    cmap = plt.get_cmap("YlGnBu")
+    return [(0.88, 0.88, 0.88, 1.0)] + [tuple(cmap(t)) for t in np.linspace(0.25, 0.9, max(kmax, 1))]
+
+
+def plot_phase_diagram(
+    maps: object,
+    points: object = None,
+    ax: Axes | None = None,
+    *,
+    titles: object = None,
+    legend: bool = True,
+    logratio: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Axes | Figure:
+    """Phase diagram(s): theory regions over (imbalance ratio, lambda) with trained points.
+
+    Regions are filled with one colour per number of surviving modes (the same colour in every
+    panel), the critical curves ``lambda = lambda_i(ratio)`` are drawn as lines, and trained
+    settings appear as markers filled with the colour of their *trained* mode count (black edge);
+    a trained point that disagrees with the theory gets a red cross.
+
+    Parameters
+    ----------
+    maps : nclab.phases.PhaseMap, or a grid (sequence of rows) of them
+        One map draws one panel on ``ax``; a grid draws a figure with one panel per map and a
+        shared legend.
+    points : nclab.phases.PhasePoints, or a grid of them (or None entries), optional
+        Trained settings, with the same nesting as ``maps``.
+    ax : matplotlib Axes, optional
+        For a single map only.
+    titles : str, or grid of str, optional
+        Panel titles; default ``"L = ..., with/without bias"``.
+    legend : bool, default True
+        Draw the legend naming the regions (in the panel, or below the grid).
+    logratio : bool, default True
+        Log scale on the ratio axis.
+    figsize : (float, float), optional
+        Size of the grid figure; default ``(2.9 * columns, 2.5 * rows + 1)``.
+
+    Returns
+    -------
+    matplotlib Axes (one map) or Figure (a grid)
+    """
+    from matplotlib import colors as matplotlib_colors
+    from matplotlib import ticker as matplotlib_ticker
+    from matplotlib.patches import Patch
+
+    from .phases import REGION_NAMES, PhaseMap, PhasePoints
+
+    grid = not isinstance(maps, PhaseMap)
+    if grid:
+        try:
+            rows = [list(r) for r in maps]  # type: ignore[union-attr]
+        except TypeError as exc:
+            raise ValueError(f"maps must be a PhaseMap or a grid (list of rows) of PhaseMaps; got {type(maps).__name__}") from exc
+        if not rows or any(len(r) != len(rows[0]) or not r for r in rows):
+            raise ValueError("maps must be a non-empty grid: every row with the same number of PhaseMaps")
+        if ax is not None:
+            raise ValueError("ax is for a single map; a grid of maps draws its own figure")
+    else:
+        rows = [[maps]]
+    flat = [m for r in rows for m in r]
+    if not all(isinstance(m, PhaseMap) for m in flat):
+        raise ValueError("maps must contain only nclab.phases.PhaseMap objects (from nclab.phases.phase_map)")
+
+    def nested(value: object, name: str) -> list:
+        if value is None or not grid:
+            return [[value] * len(rows[0]) for _ in rows]
+        out = [list(r) for r in value]  # type: ignore[union-attr]
+        if len(out) != len(rows) or any(len(a) != len(b) for a, b in zip(out, rows)):
+            raise ValueError(f"{name} must have the same grid shape as maps ({len(rows)} x {len(rows[0])})")
+        return out
+
+    pts = nested(points, "points")
+    if not all(p is None or isinstance(p, PhasePoints) for r in pts for p in r):
+        raise ValueError("points must be nclab.phases.PhasePoints objects (from nclab.phases.train_phase_points) or None")
+    tits = nested(titles, "titles")
+    kmax = max([m.max_modes for m in flat] + [int(p.modes.max()) for r in pts for p in r if p is not None and len(p)])
+    colors = _phase_colors(kmax)
+    cmap = matplotlib_colors.ListedColormap(colors)
+    norm = matplotlib_colors.BoundaryNorm(np.arange(-0.5, kmax + 1.5), cmap.N)
+
+    if grid:
+        fig, axes = plt.subplots(len(rows), len(rows[0]), squeeze=False, sharex=True, sharey=True,
+                                 figsize=figsize or (2.9 * len(rows[0]), 2.5 * len(rows) + 1.0))  # fmt: skip
+    else:
+        axes = np.array([[_new_ax(ax, figsize or (4.5, 3.5))]])
+        fig = axes[0, 0].figure
+    mismatch = False
+    for i, row in enumerate(rows):
+        for j, m in enumerate(row):
+            a = axes[i, j]
+            a.pcolormesh(m.ratios, m.lambdas, m.modes.T, cmap=cmap, norm=norm, shading="nearest", rasterized=True)
+            for col in range(m.critical.shape[1]):
+                curve = m.critical[:, col]
+                if np.all(curve > 0):
+                    a.plot(m.ratios, curve, color="0.15", lw=0.9, gid="phase-boundary")
+            p = pts[i][j]
+            if p is not None:
+                a.scatter(p.ratio, p.lam, c=[colors[k] for k in p.modes], edgecolors="k", linewidths=0.8, s=30, zorder=3, clip_on=False, gid="phase-points")
+                bad = ~p.agree
+                if bad.any():
+                    mismatch = True
+                    a.plot(p.ratio[bad], p.lam[bad], "x", color="red", ms=10, mew=2.5, ls="none", zorder=4, clip_on=False, gid="phase-mismatch")
+            if logratio:
+                a.set_xscale("log")
+                a.set_xticks([t for t in (1, 2, 3, 5, 10, 20, 50, 100) if m.ratios.min() <= t <= m.ratios.max()])
+                a.xaxis.set_major_formatter(matplotlib_ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+                a.xaxis.set_minor_formatter(matplotlib_ticker.NullFormatter())
+            a.set_yscale("log")
+            a.set_xlim(m.ratios.min(), m.ratios.max())
+            a.set_ylim(m.lambdas.min(), m.lambdas.max())
+            title = tits[i][j]
+            a.set_title(title if title is not None else f"L = {m.L}, {'with' if m.bias else 'without'} bias", fontsize=10)
+            if i == len(rows) - 1:
+                a.set_xlabel(r"imbalance ratio $n_A / n_B$")
+            if j == 0:
+                a.set_ylabel(r"$\lambda$ (all layers and $H$)")
+    if legend:
+        names: dict = {}
+        for m in flat:
+            for k, codes in m.region_labels.items():
+                names.setdefault(k, set()).update(codes)
+        handles = [Patch(facecolor=colors[k], edgecolor="0.5", label=f"{k} mode{'s' if k != 1 else ''}: " + " / ".join(REGION_NAMES[c] for c in sorted(v)))
+                   for k, v in sorted(names.items(), reverse=True)]  # fmt: skip
+        handles.append(Line2D([], [], color="0.15", lw=0.9, label=r"boundary $\lambda = \lambda_i$(ratio)"))
+        if any(p is not None for r in pts for p in r):
+            handles.append(Line2D([], [], marker="o", color="w", markerfacecolor="0.6", markeredgecolor="k", label="trained (fill = its modes)"))
+        if mismatch:
+            handles.append(Line2D([], [], marker="x", color="red", mew=2.5, ls="none", label="trained $\\neq$ theory"))
+        if grid:
+            fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+            fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(handles) - 1) // 4), 1, 1))
+        else:
+            axes[0, 0].legend(handles=handles, fontsize=7, loc="lower left")
+    elif grid:
+        fig.tight_layout()
+    return fig if grid else axes[0, 0]
