@@ -509,13 +509,14 @@ def training_settings(**params: Any) -> dict[str, Any]:
     """Keyword arguments of :func:`nclab.train` for explorer parameters (defaults: :data:`TRAINING_DEFAULTS`).
 
     ``lam`` becomes both ``lam_W`` and ``lam_H``; ``d`` defaults to ``max(2K, 4)``; the history
-    logs ``nc1`` and the ``gap`` to the closed form. The static figure beside the training
+    logs ``nc1`` and the ``gap`` to the closed form. Every optimiser moves the features as free
+    parameters (``features="free"``), so the explorer shows them collapse. The static figure beside the training
     explorer uses ``nclab.train(**training_settings(), progress=False)``.
 
     Returns
     -------
     dict
-        ``n, d, lam_W, lam_H, L, bias, optimizer, steps, seed, metrics``.
+        ``n, d, lam_W, lam_H, L, bias, optimizer, features, steps, seed, metrics``.
     """
     unknown = set(params) - set(TRAINING_DEFAULTS)
     if unknown:
@@ -524,7 +525,7 @@ def training_settings(**params: Any) -> dict[str, Any]:
     n = data.profile(p["kind"], p["K"], p["n_max"], p["ratio"])
     d = p["d"] if p["d"] is not None else max(2 * int(p["K"]), 4)
     return dict(n=n, d=d, lam_W=p["lam"], lam_H=p["lam"], L=p["L"], bias=p["bias"], optimizer=p["optimizer"],
-                steps=p["steps"], seed=p["seed"], metrics=("nc1", "gap"))  # fmt: skip
+                features="free", steps=p["steps"], seed=p["seed"], metrics=("nc1", "gap"))  # fmt: skip
 
 
 def _trained_modes(result: TrainResult) -> np.ndarray:

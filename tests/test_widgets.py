@@ -165,7 +165,7 @@ def test_training_figure(one_thread):
 
 def test_training_settings_feed_train():
     kw = widgets.training_settings(K=3, n_max=20, lam=0.02)
-    assert kw["lam_W"] == kw["lam_H"] == 0.02 and kw["d"] == 6
+    assert kw["lam_W"] == kw["lam_H"] == 0.02 and kw["d"] == 6 and kw["features"] == "free"
     assert np.array_equal(kw["n"], data.profile("step", 3, 20, 4.0))
     with pytest.raises(TypeError, match="unknown"):
         widgets.training_settings(lam_W=0.1)
