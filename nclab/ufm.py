@@ -222,7 +222,7 @@ class _State:
         return nc.class_means(self.H, self.labels, self.K)
 
 
-# ----------------------------------------------------------------------------- parameter layout
+# ----------------------------------------------------------------------------- the problem on packed parameters
 
 
 class _Problem:
@@ -313,9 +313,6 @@ class _Problem:
         if self.bias and not self.exact:
             theta[:, -self.K :] = 0.0
         return theta
-
-
-# ----------------------------------------------------------------------------- validation
 
 
 # ----------------------------------------------------------------------------- training
@@ -466,7 +463,7 @@ def train(
     dev = resolve_device(device)
 
     labels = labels_from_counts(counts)
-    K, N = counts.size, labels.size
+    K = counts.size
     Y = torch.as_tensor(one_hot(labels, K), dtype=dtype, device=dev)
     problem = _Problem(Y, counts, [float(v) for v in lams], lam_H, d=d, L=L, bias=bias, lam_b=lam_b, loss=loss, exact=features == "exact")
 
@@ -650,7 +647,6 @@ def train_many(
     prune = L >= 2 if prune is None else bool(prune)
     features = _resolve_features(features, "lbfgs", "mse", 0.0)
     dev = resolve_device(device)
-    N = int(counts[0].sum())
     labels = [labels_from_counts(row) for row in counts]
     Y = torch.as_tensor(np.stack([one_hot(y, K) for y in labels]), dtype=dtype, device=dev)  # (B, K, N)
     lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
