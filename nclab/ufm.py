@@ -759,7 +759,7 @@ def _with_new_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tens
     path = []
     for l in range(problem.L):
         taken = torch.cat([top_cols(Z if l == 0 else W[l - 1]), top_rows(W[l])], dim=1)
-        q = _direction_avoiding(taken, gen)
+        q = _direction_avoiding(taken, rank, gen)
         if q is None:
             return None
         path.append(q)
@@ -775,13 +775,18 @@ def _with_new_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tens
     return problem.pack(new_layers, new_H, b)
 
 
-def _direction_avoiding(taken: torch.Tensor, gen: torch.Generator) -> torch.Tensor | None:
-    """A random unit vector orthogonal to the columns of ``taken`` (d, k); None if they span R^d."""
+def _direction_avoiding(taken: torch.Tensor, rank: int, gen: torch.Generator) -> torch.Tensor | None:
+    """A random unit vector orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
+
+    ``taken`` (d, 2 rank) stacks two orthonormal bases of what should be one subspace (the
+    surviving modes seen from both sides of a space); near a critical point they agree only up
+    to round-off, so the subspace is their top ``rank`` left singular vectors. None if
+    ``rank >= d`` (no room for another mode).
+    """
     d = taken.shape[0]
-    U, sv, _ = torch.linalg.svd(taken, full_matrices=False)
-    U = U[:, sv > 1e-8 * sv.max()] if sv.numel() and sv.max() > 0 else U[:, :0]
-    if U.shape[1] >= d:
+    if rank >= d:
         return None
+    U = torch.linalg.svd(taken, full_matrices=False)[0][:, :rank]
     q = torch.randn(d, generator=gen, dtype=torch.float64).to(taken)
     q = q - U @ (U.T @ q)
     return q / q.norm()

@@ -185,3 +185,11 @@ def test_train_many_matches_the_closed_form_for_every_setting():
         train_many([[20, 10], [5, 5]], d=2, lam_W=0.01, lam_H=0.01, progress=False)
     with pytest.raises(ValueError, match="share one batch size"):
         train_many([[20, 10], [15, 15]], d=2, lam_W=[0.01, 0.02, 0.03], lam_H=0.01, progress=False)
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_lost_mode_is_replanted_when_the_width_equals_K(seed):
+    """d = K leaves no spare direction: the planted mode must avoid exactly the surviving ones
+    (their bases from the features and from W_1 agree only up to round-off)."""
+    r = train([56, 56, 4, 4], d=4, lam_W=0.0025, lam_H=0.0025, L=3, bias=False, progress=False, metrics=(), seed=seed)
+    assert abs(r.gap) < 1e-9
