@@ -77,7 +77,8 @@ class TrainResult:
     objective : float
         Final value of (P) (or of its cross-entropy variant).
     history : dict of numpy.ndarray
-        ``"step"`` and ``"objective"``, plus the requested metrics, logged every few steps.
+        ``"step"``, ``"seconds"`` (wall time since the start) and ``"objective"``, plus the
+        requested metrics, logged every ``log_every`` steps.
     settings : dict
         Everything :func:`train` was called with, resolved (``lam_W`` per layer, device, ...).
     steps : int
@@ -474,7 +475,7 @@ def train(
             cache["g"] = global_minimizer(counts, lams, lam_H, L=L, bias=bias)
         return cache["g"]
 
-    history: dict[str, list[float]] = {"step": [], "objective": [], **{m: [] for m in metrics}}
+    history: dict[str, list[float]] = {"step": [], "seconds": [], "objective": [], **{m: [] for m in metrics}}
 
     def state_of(theta_row: torch.Tensor, f: float) -> _State:
         layers, H, b = problem.to_numpy(theta_row)
@@ -484,6 +485,7 @@ def train(
         best = int(torch.argmin(torch.nan_to_num(f, nan=math.inf)))
         value = float(f[best])
         history["step"].append(step)
+        history["seconds"].append(time.perf_counter() - start)
         history["objective"].append(value)
         if metrics:
             st = state_of(theta[best], value)

@@ -81,7 +81,8 @@ def test_first_order_optimisers_decrease_the_objective_and_log_history(optimizer
               metrics=("nc1", "gap"), progress=False)  # fmt: skip
     h = r.history
     assert h["step"].tolist() == [0, 50, 100, 150, 200, 250, 300, 350, 400]
-    assert set(h) == {"step", "objective", "nc1", "gap"}
+    assert set(h) == {"step", "seconds", "objective", "nc1", "gap"}
+    assert np.all(np.diff(h["seconds"]) >= 0)
     assert h["objective"][-1] < 0.5 * h["objective"][0]
     assert h["nc1"][-1] < h["nc1"][0]
     assert np.all(np.asarray(h["gap"]) >= -1e-12)  # nothing beats the global optimum
