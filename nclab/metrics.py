@@ -43,6 +43,8 @@ __all__ = [
     "self_duality",
     "mode_alignment",
     "ncc_agreement",
+    "wmd_singular_values",
+    "alive_tolerance",
     "distance_to_theory",
 ]
 
@@ -306,6 +308,37 @@ def ncc_agreement(H: ArrayLike, W: ArrayLike, b: ArrayLike | None, M: ArrayLike)
     return float((logits.argmax(0) == nearest).double().mean())
 
 
+def wmd_singular_values(W: ArrayLike, M: ArrayLike, n: Sequence[float]) -> np.ndarray:
+    """Singular values of ``W M D`` with ``D = diag(sqrt(n))``, descending, shape (K,).
+
+    The trained counterpart of the closed form's ``x`` (Liu 2024, claims 1-5; Dang et al. 2023
+    without a bias): at the optimum they equal :attr:`nclab.theory.GlobalMinimizer.x`, and a
+    mode survives where its value is above :func:`alive_tolerance`.
+
+    Parameters
+    ----------
+    W : array, shape (K, d)
+        Product classifier.
+    M : array, shape (d, K)
+        Class means (not centred).
+    n : array_like, shape (K,)
+        Class counts.
+    """
+    counts = check_counts(n)
+    Wn, Mn = _numpy(_tensor(W)), _numpy(_tensor(M))
+    return np.linalg.svd(Wn @ Mn * np.sqrt(counts)[None, :], compute_uv=False)
+
+
+def alive_tolerance(N: float) -> float:
+    """Singular values of ``W M D`` above ``1e-6 sqrt(N)`` count as surviving modes.
+
+    An absolute scale (the target's singular values are at most ``sqrt(N)``): a tolerance
+    relative to the largest mode would count every mode of a model that has collapsed to the
+    origin as alive.
+    """
+    return 1e-6 * float(np.sqrt(N))
+
+
 def _relative(a: np.ndarray, ref: np.ndarray) -> float:
     scale = np.linalg.norm(ref)
     err = np.linalg.norm(a - ref)
@@ -336,7 +369,7 @@ def distance_to_theory(
     g = global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
     Wn, Mn = _numpy(_tensor(W)), _numpy(_tensor(M))
     bn = np.zeros(g.K) if b is None else _numpy(_tensor(b))
-    sv = np.linalg.svd(Wn @ Mn * np.sqrt(g.n)[None, :], compute_uv=False)
+    sv = wmd_singular_values(Wn, Mn, g.n)
     return {
         "W_gram": _relative(Wn @ Wn.T, g.W_gram),
         "M_gram": _relative(Mn.T @ Mn, g.M_gram),

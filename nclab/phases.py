@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import theory
+from . import metrics, theory
 from ._validate import positive, whole
 from .data import check_counts, step
 
@@ -477,7 +477,7 @@ def train_phase_points(
     lam = np.tile(lams, rho.size)
     ratio = np.repeat(rho, lams.size)
     runs = train_many(n, d=d, lam_W=lam, lam_H=lam, L=L, bias=bias, seed=seed, progress=progress, device=device)
-    tol = 1e-6 * math.sqrt(N)
+    tol = metrics.alive_tolerance(N)
     P = len(runs)
     sv = np.empty((P, K))
     modes, label, modes_th, label_th = (np.empty(P, dtype=int) for _ in range(4))
@@ -485,7 +485,7 @@ def train_phase_points(
     gap = np.empty(P)
     for p, run in enumerate(runs):
         M = run.means
-        sv[p] = np.linalg.svd(run.W @ M * np.sqrt(n[p])[None, :], compute_uv=False)
+        sv[p] = metrics.wmd_singular_values(run.W, M, n[p])
         modes[p] = int(np.sum(sv[p] > tol))
         minority = M[:, K_A:]
         spread = np.max(np.linalg.norm(minority[:, :, None] - minority[:, None, :], axis=0))

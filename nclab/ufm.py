@@ -709,20 +709,10 @@ def _modes(theta: torch.Tensor, problem: _Problem, i: int):
     return layers, H, b, Z, sig, Vh, sqrt_n
 
 
-def _alive_tol(sqrt_n: torch.Tensor) -> float:
-    """Singular values of ``W M D`` above this count as surviving modes.
-
-    An absolute scale, ``1e-6 sqrt(N)`` (the target's singular values are at most ``sqrt(N)``):
-    a tolerance relative to the largest mode would count every mode of a model that has
-    collapsed to the origin as alive.
-    """
-    return 1e-6 * float(sqrt_n.square().sum().sqrt())
-
-
 def _without_weakest_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tensor | None:
     """Project the weakest surviving mode out of ``H`` and the input of ``W_1``; None if none."""
     layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, problem, i)
-    alive = (sig > _alive_tol(sqrt_n)).nonzero().flatten()
+    alive = (sig > nc.alive_tolerance(float(sqrt_n.square().sum()))).nonzero().flatten()
     if alive.numel() == 0:
         return None
     q = Z @ Vh[int(alive[-1])]
@@ -749,7 +739,7 @@ def _with_new_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tens
         logits = logits + b[0][:, None]
     R = (torch.eye(K, dtype=Z.dtype, device=Z.device) - logits) * sqrt_n
     U_r, s_r, Vh_r = torch.linalg.svd(R)
-    rank = int((sig > _alive_tol(sqrt_n)).sum())
+    rank = int((sig > nc.alive_tolerance(float(sqrt_n.square().sum()))).sum())
     if s_r[0] <= 0:
         return None
     # the new mode's path q_0 -> q_1 -> ... -> u must avoid the surviving modes in every space:

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import data, theory
+from . import data, metrics, theory
 from .plots import plot_geometry, plot_gram, plot_history, plot_spectrum
 from .ufm import TrainingDivergedError, TrainResult, train
 
@@ -530,7 +530,7 @@ def training_settings(**params: Any) -> dict[str, Any]:
 
 def _trained_modes(result: TrainResult) -> np.ndarray:
     """Singular values of the trained ``W M D`` above 1e-4 of the largest (the surviving modes)."""
-    sv = np.linalg.svd(result.W @ result.means * np.sqrt(result.n)[None, :], compute_uv=False)
+    sv = metrics.wmd_singular_values(result.W, result.means, result.n)
     top = sv.max() if sv.size else 0.0
     return sv > 1e-4 * top if top > 0 else np.zeros_like(sv, dtype=bool)
 

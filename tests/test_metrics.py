@@ -107,6 +107,10 @@ def test_metrics_on_the_closed_form_optimum(L):
     assert metrics.ncc_agreement(p.H, W, p.b, M) == 1.0
     dist = metrics.distance_to_theory(W, M, p.b, n, 0.002, 0.003, L=L)
     assert max(dist.values()) < 1e-10
+    sv = metrics.wmd_singular_values(W, M, n)  # the optimal W M D = U diag(x) V^T
+    assert np.allclose(sv, np.sort(g.x)[::-1], atol=1e-10)
+    assert np.sum(sv > metrics.alive_tolerance(sum(n))) == g.n_active
+    assert np.sum(metrics.wmd_singular_values(1e-9 * W, M, n) > metrics.alive_tolerance(sum(n))) == 0
     al = metrics.mode_alignment(W, M, n)
     active = g.active
     assert np.allclose(al["cos"][active], 1, atol=1e-10)  # claim (4): row i aligns with column i
