@@ -68,6 +68,12 @@ def _groups(K_A: object, K_B: object) -> tuple[int, int]:
     return K_A, K_B
 
 
+def _setting(K_A: object, K_B: object, L: object, bias: object) -> tuple[int, int, int, bool]:
+    """The validated ``K_A, K_B, L, bias`` of one panel."""
+    K_A, K_B = _groups(K_A, K_B)
+    return K_A, K_B, whole(L, "L (number of linear layers)", 1), _bool(bias, "bias")
+
+
 def _ratios(ratios: object, name: str = "ratios") -> np.ndarray:
     try:
         arr = np.atleast_1d(np.asarray(ratios, dtype=float))
@@ -170,6 +176,16 @@ def whole_ratios(*, K_A: int, K_B: int, N: int, max_ratio: float = math.inf) -> 
 # --------------------------------------------------------------------------- the theory's map
 
 
+def _reference_profile(ratio: float, K_A: int, K_B: int, N: float, L: int) -> tuple[np.ndarray, float]:
+    """Whole counts with ``n_B = 10^6`` at ``ratio`` (rounded to ``10^-6``), and ``k^(1/(L+1))``.
+
+    ``k`` is their total over ``N``: a strength at total ``N`` is the strength at these counts
+    times the factor (``lam_i(k n) = k^(-1/(L+1)) lam_i(n)``, see the module docstring).
+    """
+    counts = step(K_A, int(round(ratio * _SCALE)), K_B, _SCALE)
+    return counts, (counts.sum() / N) ** (1 / (L + 1))
+
+
 def critical_lambdas(ratios: Sequence[float] | np.ndarray, *, K_A: int, K_B: int, N: float, L: int = 1, bias: bool = True) -> np.ndarray:
     """Critical common strengths of every mode, for real-valued ratios.
 
@@ -196,26 +212,27 @@ def critical_lambdas(ratios: Sequence[float] | np.ndarray, *, K_A: int, K_B: int
         Row ``r`` lists ``lam_i`` aligned with the descending singular values of the target
         (0 for the null mode of ``Yhat``): mode ``i`` survives iff ``lam < lam_i``.
     """
-    K_A, K_B = _groups(K_A, K_B)
+    K_A, K_B, L, bias = _setting(K_A, K_B, L, bias)
     rho = _ratios(ratios)
     N = positive(N, "N (total number of examples)")
-    L = whole(L, "L (number of linear layers)", 1)
-    bias = _bool(bias, "bias")
     out = np.empty((rho.size, K_A + K_B))
     for r, value in enumerate(rho):
-        counts = step(K_A, int(round(value * _SCALE)), K_B, _SCALE)
-        out[r] = theory.critical_lambda(counts, L=L, bias=bias) * (counts.sum() / N) ** (1 / (L + 1))
+        counts, factor = _reference_profile(value, K_A, K_B, N, L)
+        out[r] = theory.critical_lambda(counts, L=L, bias=bias) * factor
     return out
 
 
-def _collapse_label(g: theory.GlobalMinimizer, K_A: int) -> int:
-    """APART, MINORITY or TOTAL for a closed-form minimiser (relative tolerance on distances)."""
-    if g.n_active == 0:
+def _label(n_modes: int, minority_spread: float, tol: float) -> int:
+    """TOTAL if no mode survives, else MINORITY if the minority means lie within ``tol``, else APART."""
+    if n_modes == 0:
         return TOTAL
+    return MINORITY if minority_spread <= tol else APART
+
+
+def _collapse_label(g: theory.GlobalMinimizer, K_A: int) -> int:
+    """The label of a closed-form minimiser (tolerance relative to the largest distance of means)."""
     dist = g.mean_distances
-    scale = dist.max()
-    minority = dist[K_A:, K_A:]
-    return MINORITY if minority.max() <= 1e-6 * scale else APART
+    return _label(g.n_active, dist[K_A:, K_A:].max(), 1e-6 * dist.max())
 
 
 @dataclass(frozen=True)
@@ -315,24 +332,21 @@ def phase_map(
     >>> m.modes.tolist()
     [[3, 3, 0], [3, 2, 0]]
     """
-    K_A, K_B = _groups(K_A, K_B)
+    K_A, K_B, L, bias = _setting(K_A, K_B, L, bias)
     rho = _ratios(ratios)
     lams = _lambdas(lambdas)
-    L = whole(L, "L (number of linear layers)", 1)
-    bias = _bool(bias, "bias")
     crit = critical_lambdas(rho, K_A=K_A, K_B=K_B, N=N, L=L, bias=bias)
     modes = np.sum(crit[:, :, None] > lams[None, None, :], axis=1)
     label = np.empty_like(modes)
     for r, value in enumerate(rho):
-        counts = step(K_A, int(round(value * _SCALE)), K_B, _SCALE)
-        scale = (counts.sum() / float(N)) ** (1 / (L + 1))  # lam at N  ->  lam at the big profile: divide
+        counts, factor = _reference_profile(value, K_A, K_B, float(N), L)  # lam at N -> at counts: divide
         edges = np.unique(crit[r][crit[r] > 0])  # ascending distinct critical strengths
         # label of the interval with k surviving modes (k = number of crit above lam)
         probes = np.concatenate([[edges[0] / 2], np.sqrt(edges[:-1] * edges[1:]), [edges[-1] * 2]])
         by_modes = {}
         for lam in probes:
             k = int(np.sum(crit[r] > lam))
-            g = theory.global_minimizer(counts, lam / scale, lam / scale, L=L, bias=bias)
+            g = theory.global_minimizer(counts, lam / factor, lam / factor, L=L, bias=bias)
             by_modes[k] = _collapse_label(g, K_A)
         label[r] = [by_modes[int(k)] for k in modes[r]]
     return PhaseMap(ratios=rho, lambdas=lams, K_A=K_A, K_B=K_B, N=float(N), L=L, bias=bias, critical=crit, modes=modes, label=label)
@@ -455,12 +469,10 @@ def train_phase_points(
     """
     from .ufm import train_many
 
-    K_A, K_B = _groups(K_A, K_B)
+    K_A, K_B, L, bias = _setting(K_A, K_B, L, bias)
     rho = _ratios(ratios)
     lams = _lambdas(lambdas)
     N = whole(N, "N (total number of examples)", K_A + K_B)
-    L = whole(L, "L (number of linear layers)", 1)
-    bias = _bool(bias, "bias")
     K = K_A + K_B
     d = 2 * K if d is None else whole(d, "d (feature width)", 1)
     mean_tol = positive(mean_tol, "mean_tol")
@@ -474,6 +486,7 @@ def train_phase_points(
             )
         profiles.append(check_counts(counts))
     n = np.repeat(np.stack(profiles), lams.size, axis=0)
+    crit = np.repeat([theory.critical_lambda(c, L=L, bias=bias) for c in profiles], lams.size, axis=0)
     lam = np.tile(lams, rho.size)
     ratio = np.repeat(rho, lams.size)
     runs = train_many(n, d=d, lam_W=lam, lam_H=lam, L=L, bias=bias, seed=seed, progress=progress, device=device)
@@ -481,7 +494,6 @@ def train_phase_points(
     P = len(runs)
     sv = np.empty((P, K))
     modes, label, modes_th, label_th = (np.empty(P, dtype=int) for _ in range(4))
-    crit = np.empty((P, K))
     gap = np.empty(P)
     for p, run in enumerate(runs):
         M = run.means
@@ -489,11 +501,10 @@ def train_phase_points(
         modes[p] = int(np.sum(sv[p] > tol))
         minority = M[:, K_A:]
         spread = np.max(np.linalg.norm(minority[:, :, None] - minority[:, None, :], axis=0))
-        label[p] = TOTAL if modes[p] == 0 else (MINORITY if spread <= mean_tol else APART)
-        g = theory.global_minimizer(n[p], lam[p], lam[p], L=L, bias=bias)
+        label[p] = _label(modes[p], spread, mean_tol)
+        g = run.theory()
         modes_th[p] = g.n_active
         label_th[p] = _collapse_label(g, K_A)
-        crit[p] = theory.critical_lambda(n[p], L=L, bias=bias)
         gap[p] = (run.objective - g.objective) / g.objective
     with np.errstate(divide="ignore"):
         rel = np.where(crit > 0, np.abs(lam[:, None] / np.where(crit > 0, crit, 1.0) - 1.0), np.inf)
