@@ -320,6 +320,7 @@ class _Problem:
 
 
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
+_DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
 
 
 def _resolve_features(features: str | None, optimizer: str, loss: str, lam_b: float) -> str:
@@ -331,7 +332,18 @@ def _resolve_features(features: str | None, optimizer: str, loss: str, lam_b: fl
     if features == "exact" and not closed:
         raise ValueError("features='exact' needs loss='mse' and lam_b=0 (the features have a closed form only there); use features='free'")
     return features
-_DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
+
+
+def _resolve_search(restarts: int | None, prune: bool | None, L: int, optimizer: str, loss: str) -> tuple[int, bool]:
+    """Random starts and polishing pass: by default 2 starts and the polish for L-BFGS at ``L >= 2``.
+
+    Depth makes the origin of every mode a local minimum; the polish (MSE loss only) repairs
+    lost and spurious modes, and a second start guards against the rest.
+    """
+    deep = L >= 2 and optimizer == "lbfgs"
+    restarts = whole((2 if deep else 1) if restarts is None else restarts, "restarts", 1)
+    prune = (deep and loss == "mse") if prune is None else bool(prune)
+    return restarts, prune
 
 
 def train(
@@ -444,11 +456,7 @@ def train(
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
     steps = whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
     init_std = positive(init_std, "init_std")
-    if restarts is None:
-        restarts = 2 if (L >= 2 and optimizer == "lbfgs") else 1
-    restarts = whole(restarts, "restarts", 1)
-    if prune is None:
-        prune = L >= 2 and optimizer == "lbfgs" and loss == "mse"
+    restarts, prune = _resolve_search(restarts, prune, L, optimizer, loss)
     features = _resolve_features(features, optimizer, loss, lam_b)
     seed = whole(seed, "seed", 0)
     if log_every is None:
@@ -645,8 +653,7 @@ def train_many(
         check_lambdas(float(lam_W_b[i]), float(lam_H_b[i]), L)
     d = whole(d, "d", 1)
     steps = whole(steps, "steps", 1)
-    R = whole((2 if L >= 2 else 1) if restarts is None else restarts, "restarts", 1)
-    prune = L >= 2 if prune is None else bool(prune)
+    R, prune = _resolve_search(restarts, prune, L, "lbfgs", "mse")
     features = _resolve_features(features, "lbfgs", "mse", 0.0)
     dev = resolve_device(device)
     labels = [labels_from_counts(row) for row in counts]
