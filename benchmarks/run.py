@@ -49,7 +49,7 @@ import torch
 
 import nclab
 from nclab import data, theory
-from nclab.objective import ufm_objective
+from nclab.objective import product, ufm_objective
 from nclab.ufm import resolve_device, train, train_many
 from nclab.widgets import explorer_state
 
@@ -121,10 +121,7 @@ def peer_sgd(p: Problem, device: torch.device, *, f_star: float | None, max_iter
     while it < max_iter:
         for _ in range(check_every):
             opt.zero_grad(set_to_none=True)
-            W = layers[0]
-            for layer in layers[1:]:
-                W = layer @ W
-            logits = W @ H + (b[:, None] if b is not None else 0.0)
+            logits = product(layers) @ H + (b[:, None] if b is not None else 0.0)
             (((logits - Y) ** 2).sum() / (2 * N)).backward()
             opt.step()
             it += 1
