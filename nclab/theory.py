@@ -138,7 +138,11 @@ def target_svd(n: Sequence[float] | np.ndarray, bias: bool = True) -> tuple[np.n
     U, s, Vt = np.linalg.svd(target(n, bias))
     if bias:
         s[-1] = 0.0  # exactly singular: 1^T Yhat = 0; remove round-off
-    return U, s, Vt.T
+    # LAPACK's sign of each pair (u_i, v_i) depends on the CPU's code path; fix it so that the
+    # largest entry of v_i (by magnitude, first on ties) is positive.
+    V = Vt.T
+    signs = np.sign(V[np.argmax(np.abs(V) > np.abs(V).max(axis=0) - 1e-12, axis=0), np.arange(V.shape[1])])
+    return U * signs, s, V * signs
 
 
 def singular_values(n: Sequence[float] | np.ndarray, bias: bool = True) -> np.ndarray:
@@ -552,6 +556,7 @@ class GlobalMinimizer:
             Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, max(r, 1))))
             Q = Q[:, :r]
         act = self.active
+        Q = Q @ _canonical_rotation(self.V[:, act]).T
         a = self.layer_singular_values[:, act]
         layers = [(Q * a[l]) @ Q.T for l in range(self.L - 1)]
         layers.append((self.U[:, act] * a[-1]) @ Q.T)
@@ -561,6 +566,21 @@ class GlobalMinimizer:
         H = M @ one_hot(labels, self.K)
         b = self.b.copy() if self.bias else None
         return UFMPoint(layers=layers, H=H, b=b, M=M, labels=labels)
+
+
+def _canonical_rotation(V_active: np.ndarray) -> np.ndarray:
+    """An ``r x r`` rotation ``O`` that makes :meth:`GlobalMinimizer.construct` basis-free.
+
+    Singular vectors are unique only up to a sign per pair and a rotation inside each repeated
+    singular value, and LAPACK's choice differs between CPUs. With ``A = V_r^T G`` for a fixed
+    generic ``K x r`` matrix ``G`` and ``O`` the orthogonal polar factor of ``A``, another valid
+    choice ``V_r S`` (``S`` orthogonal, commuting with the singular values) turns ``O`` into
+    ``S^T O``, so the frame ``Q O^T`` absorbs ``S`` and the constructed point is the same.
+    """
+    K, r = V_active.shape
+    G = np.random.default_rng(20241126).standard_normal((K, r))
+    X, _, Yt = np.linalg.svd(V_active.T @ G)
+    return X @ Yt
 
 
 def global_minimizer(
