@@ -104,7 +104,7 @@ def lab(tmp_path_factory):
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))
     server = subprocess.Popen(
         [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={ROOT}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}", "--allow-root",
          f"--LabServerApp.workspaces_dir={tmp / 'workspaces'}",
          f"--LabServerApp.user_settings_dir={tmp / 'settings'}",
          "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
