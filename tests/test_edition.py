@@ -219,6 +219,18 @@ def test_numbers_continue_over_unnumbered_pages_and_duplicate_labels_fail(tmp_pa
         je.Book.load(tmp_path)
 
 
+def test_a_notebook_outside_the_book_is_numbered_on_its_own(tmp_path):
+    book = _book(tmp_path, _nb("# First\n\n```{prf:theorem}\n:label: thm-main\nA.\n```"))
+    draft = _nb("# Draft", "```{prf:theorem} Again\n:label: thm-main\nB.\n```\n\n"
+                "Compare {prf:ref}`thm-main` with {prf:ref}`thm-far`.")
+    out = book.convert(draft, tmp_path / "elsewhere" / "draft.ipynb")
+    assert out.cells[0].source.endswith("made from the book's source.*")  # no online page
+    assert out.cells[1].source.startswith("**Theorem 1** (Again)")
+    assert "Compare Theorem 1 with [Theorem 2.1](https://org.github.io/repo/book/second.html#thm-far)." \
+        in out.cells[1].source
+    assert book.targets["thm-main"].number == "1.1"  # the book itself is unchanged
+
+
 def test_build_writes_checks_and_removes_stale_files(tmp_path):
     _book(tmp_path, _nb("# First\n\nText."))
     stale = tmp_path / "jupyter" / "old.ipynb"

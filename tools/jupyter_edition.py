@@ -338,10 +338,10 @@ def _source_file(root: Path, name: str) -> Path:
     raise EditionError(f"_toc.yml names {name!r}, which has no .ipynb or .md file")
 
 
-def _markdown_of(path: Path) -> list[tuple[int | None, str]]:
+def _markdown_of(path: Path, nb: Any = None) -> list[tuple[int | None, str]]:
     """``(cell index or None, markdown)`` for a notebook's markdown cells or a .md page."""
-    if path.suffix == ".ipynb":
-        nb = json.loads(path.read_text(encoding="utf-8"))
+    if nb is not None or path.suffix == ".ipynb":
+        nb = nb if nb is not None else json.loads(path.read_text(encoding="utf-8"))
         return [(i, "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
                 for i, c in enumerate(nb["cells"]) if c["cell_type"] == "markdown"]
     return [(None, path.read_text(encoding="utf-8"))]
@@ -373,6 +373,7 @@ class Book:
     terms: dict[str, str] = field(default_factory=dict)  # glossary term (lower case) -> anchor
     glossary: str | None = None  # docname of the page with the {glossary}
     bibliography: Any = None  # pybtex BibliographyData
+    shadow: bool = False  # a page outside the toc may redefine the book's labels
 
     @classmethod
     def load(cls, root: Path | str = ROOT) -> "Book":
@@ -400,7 +401,7 @@ class Book:
 
     # -- index ---------------------------------------------------------------------------------
 
-    def _index_page(self, docname: str, path: Path, chapter: str | None) -> None:
+    def _index_page(self, docname: str, path: Path, chapter: str | None, nb: Any = None) -> None:
         """Record the page's title, labels and the numbers Sphinx gives its directives.
 
         Sphinx numbers each kind of enumerable node with its own counter, per chapter in the
@@ -409,7 +410,7 @@ class Book:
         """
         self.numbers[docname] = []
         equations = 0
-        for cell, text in _markdown_of(path):
+        for cell, text in _markdown_of(path, nb):
             for label, level, heading in headings(text):
                 if level == 1 and docname not in self.titles:
                     self.titles[docname] = heading
@@ -436,8 +437,8 @@ class Book:
                     self.terms.update(_glossary_terms(item.body))
                 elif label:
                     self._add(label, Target(docname, kind or "block", title=item.argument), path, cell)
-        if path.suffix == ".ipynb":
-            nb = json.loads(path.read_text(encoding="utf-8"))
+        if nb is not None or path.suffix == ".ipynb":
+            nb = nb if nb is not None else json.loads(path.read_text(encoding="utf-8"))
             for i, cell in enumerate(nb["cells"]):
                 figure = ((cell.get("metadata") or {}).get("mystnb") or {}).get("figure")
                 if cell["cell_type"] == "code" and figure:
@@ -455,7 +456,7 @@ class Book:
         return f"{chapter}.{self._counters[key]}" if chapter else str(self._counters[key])
 
     def _add(self, label: str, target: Target, path: Path, cell: int | None) -> None:
-        if label in self.targets:
+        if label in self.targets and not self.shadow:
             where = f"{path}, cell {cell}" if cell is not None else str(path)
             raise EditionError(f"{where}: label {label!r} is defined twice")
         self.targets[label] = target
@@ -481,16 +482,25 @@ class Book:
         """The Jupyter edition of notebook ``nb`` (a dict or NotebookNode) of page ``source``.
 
         ``source`` is the notebook's path (relative to the book's root, or absolute); it names
-        the page for numbers and cross-references, and appears in error messages. Raises
-        :class:`EditionError` on any construct the edition does not know.
+        the page for numbers and cross-references, and appears in error messages. A notebook
+        that is not a page of ``_toc.yml`` (an assignment in the making, say) is numbered on its
+        own and may refer to the book's labels. Raises :class:`EditionError` on any construct
+        the edition does not know.
         """
         nb = nbformat.from_dict(copy.deepcopy(dict(nb)))
         path = Path(source)
-        rel = path.resolve().relative_to(self.root.resolve()) if path.is_absolute() else path
+        if path.is_absolute():
+            inside = path.resolve().is_relative_to(self.root.resolve())
+            path = path.resolve().relative_to(self.root.resolve()) if inside else Path(path.name)
+        rel = path
         docname = rel.with_suffix("").as_posix()
-        if docname not in self.numbers:
-            raise EditionError(f"{rel}: not a page of _toc.yml")
-        return _Converter(self, Context(path=rel.as_posix(), docname=docname)).notebook(nb)
+        book = self
+        if docname not in self.numbers:  # a notebook outside the book: index it on its own
+            book = copy.copy(self)
+            book.targets, book.numbers = dict(self.targets), {}
+            book._counters, book.shadow = {}, True
+            book._index_page(docname, path, None, nb=nb)
+        return _Converter(book, Context(path=rel.as_posix(), docname=docname)).notebook(nb)
 
 
 def _eq(chapter: str | None, n: int) -> str:
@@ -558,8 +568,10 @@ class _Converter:
 
     def _banner(self, text: str) -> str:
         """After the first heading: what this notebook is, and where the book is."""
-        note = (f"*The Jupyter edition of a page of [{self.book.title}]({self.book.base_url}), "
-                f"made from the book's source; read the page online [here]({self.book.url(self.ctx.docname)}).*")
+        note = f"*The Jupyter edition of a page of [{self.book.title}]({self.book.base_url}), made from the book's source"
+        if self.ctx.docname in self.book.titles and any(d == self.ctx.docname for d, _, _ in self.book.pages):
+            note += f"; read the page online [here]({self.book.url(self.ctx.docname)})"
+        note += ".*"
         lines = text.split("\n")
         at = next((n + 1 for n, line in enumerate(lines) if _HEADING.match(line)), 0)
         return "\n".join(lines[:at] + ["", note, ""] + lines[at:]).replace("\n\n\n", "\n\n").strip("\n")
