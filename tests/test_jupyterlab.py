@@ -22,6 +22,7 @@ Chromium are slow: the timeouts are generous and one server serves every noteboo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -167,6 +168,16 @@ def render(browser, lab, path: Path) -> dict[int, dict]:
                 for i in markdown} | {-1: {"source": markdown}}
     finally:
         page.close()
+        _shut_down_kernels(base, token)
+
+
+def _shut_down_kernels(base: str, token: str) -> None:
+    """Each opened notebook started a kernel: stop them, they only cost CPU here."""
+    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=30) as r:
+        sessions = json.load(r)
+    for session in sessions:
+        request = urllib.request.Request(f"{base}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=60).close()
 
 
 def problems(cells: dict[int, dict]) -> dict[str, list]:
