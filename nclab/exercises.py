@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import theory
+from . import _validate, theory
 from .data import check_counts
 
 __all__ = [
@@ -131,9 +131,8 @@ class _Wrong(Exception):
 
 
 def _check_points(points: object) -> float:
-    if isinstance(points, bool) or not isinstance(points, numbers.Real) or not math.isfinite(float(points)) or points < 0:
-        raise ValueError(f"points must be a number >= 0; got {points!r}")
-    return int(points) if float(points).is_integer() else float(points)
+    value = _validate.nonneg(points, "points")
+    return int(value) if value.is_integer() else value
 
 
 def _run(body: Callable[[], None], *, task: str | None, points: float, success: str, hint: str | None = None) -> Feedback:
@@ -151,12 +150,8 @@ def _run(body: Callable[[], None], *, task: str | None, points: float, success: 
 
 
 def _to_numpy(answer: Any) -> Any:
-    """Torch tensors to numpy; everything else unchanged."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return answer
-    if isinstance(answer, torch.Tensor):
+    """Torch tensors to numpy; everything else unchanged (never imports torch)."""
+    if _validate.is_tensor(answer):
         return answer.detach().cpu().numpy()
     return answer
 
@@ -693,23 +688,24 @@ def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None, points
 
 def check_threshold(answer: Any, N: float, c: float, L: int = 1, *, task: str | None = None, points: float = 1) -> Feedback:
     """The threshold ``s_thr`` below which a singular value of the target dies, for depth ``L``."""
-    expected = theory.threshold(N, c, L)
-    a = N * c
-    mistakes: list = []
-    if L > 1:
-        mistakes.append((a, "This is N c, the threshold for L = 1; with L >= 2 layers the threshold is larger.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L))."))
-        mistakes.append((expected * (L - 1) / L, "This is the value the singular value x jumps to at the threshold, s_thr (L-1)/L, not the threshold on s itself.", None))
-        p = (L - 1) / (L + 1)
-        x_min = (p * a) ** (1 / (1 + p))
-        mistakes.append(
-            (
-                x_min + a * x_min ** (-p),
-                "This is where a positive stationary point first appears. There it is only a local minimum; the threshold is where it becomes as good as x = 0.",
-                "Solve phi(x; s) = phi(0; s) together with phi'(x; s) = 0.",
+    expected = np.float64(theory.threshold(N, c, L))  # numpy floats: a slip's value may overflow to inf, not raise
+    a = np.float64(N) * c
+    with np.errstate(over="ignore"):
+        mistakes: list = []
+        if L > 1:
+            mistakes.append((a, "This is N c, the threshold for L = 1; with L >= 2 layers the threshold is larger.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L))."))
+            mistakes.append((expected * (L - 1) / L, "This is the value the singular value x jumps to at the threshold, s_thr (L-1)/L, not the threshold on s itself.", None))
+            p = (L - 1) / (L + 1)
+            x_min = (p * a) ** (1 / (1 + p))
+            mistakes.append(
+                (
+                    x_min + a * x_min ** (-p),
+                    "This is where a positive stationary point first appears. There it is only a local minimum; the threshold is where it becomes as good as x = 0.",
+                    "Solve phi(x; s) = phi(0; s) together with phi'(x; s) = 0.",
+                )
             )
-        )
-        mistakes.append((a ** ((L + 1) / (2 * L)), "You have the right power of N c but are missing the constant factor L (L-1)^(-(L-1)/(2L)).", None))
-    mistakes.append((expected**2, "Your value looks squared: the threshold is on the singular value s, not on s^2.", None))
+            mistakes.append((a ** ((L + 1) / (2 * L)), "You have the right power of N c but are missing the constant factor L (L-1)^(-(L-1)/(2L)).", None))
+        mistakes.append((expected**2, "Your value looks squared: the threshold is on the singular value s, not on s^2.", None))
 
     def body():
         v = _as_scalar(answer, "the threshold")
@@ -731,12 +727,16 @@ def check_critical_lambda(
     """Common strength ``lam = lam_W = lam_H`` above which a mode dies.
 
     ``mode=None``: the answer is the array of critical values for all modes (K,), aligned with
-    the descending singular values (0 for a null mode). ``mode=i``: one number, for mode ``i``.
+    the descending singular values (0 for a null mode). ``mode=i``: one number, for mode ``i``
+    (a whole number in ``0..K-1``; with a bias ``K-1`` is the null mode, whose value is 0).
     """
     counts = check_counts(n)
     K, N = counts.size, counts.sum()
     crit = theory.critical_lambda(counts, L=L, bias=bias)
     s = theory.singular_values(counts, bias)
+    L = _validate.whole(L, "L (number of linear layers)", 1, _validate.MAX_DEPTH)
+    if mode is not None:
+        mode = _validate.whole(mode, "mode (0-based index of a mode, in the order of the descending singular values)", 0, K - 1)
 
     def body():
         if mode is None:
@@ -744,7 +744,7 @@ def check_critical_lambda(
             _compare_array(arr, crit, "the critical values", mistakes=[(crit**2, "Your values look squared.", None)], order_hint="Align them with the singular values in descending order.", hint="Set s_i = s_thr with c = lam and solve for lam.")
             return
         v = _as_scalar(answer, "the critical value of lambda")
-        i = int(mode)
+        i = mode
         mistakes = [
             (crit[i] ** 2, "Your value looks squared: with lam_W = lam_H = lam, c = lam (not lam^2).", None),
             (math.sqrt(crit[i]), "Your value looks like a square root: with lam_W = lam_H = lam, c = (lam * lam)^(1/2) = lam.", None),
