@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import builtins
 import json
+import math
 import os
 import secrets
 import signal
@@ -38,6 +39,8 @@ __all__ = ["SubmissionError", "RemoteFunction", "Kernel", "run_submission", "bec
 #: Largest answer (JSON text, characters) accepted from a kernel.
 MAX_ANSWER_CHARS = 32_000_000
 _TAG = "__nclab__"
+_SETUP_TIMEOUT = 300.0
+_WARM_UP = "import numpy\ntry:\n    import nclab.exercises\nexcept Exception:\n    pass"
 
 
 class SubmissionError(RuntimeError):
@@ -157,6 +160,32 @@ def {name}(_name, _args_json, _limit={MAX_ANSWER_CHARS}):
     Any = object
 {_indent(helpers)}
 
+    import sys as _sys
+
+    class _NoNclab:
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname == "nclab" or fullname.startswith("nclab."):
+                raise ImportError(f"{{fullname}} cannot be loaded while your own work is being checked")
+
+    @_contextlib.contextmanager
+    def _guard():
+        # nclab loaded: switch off its answers (nclab.exercises.own_work); not loaded: keep it out
+        if "nclab" in _sys.modules:
+            try:
+                from nclab.exercises import own_work
+            except Exception:
+                pass
+            else:
+                with own_work():
+                    yield
+                return
+        _blocker = _NoNclab()
+        _sys.meta_path.insert(0, _blocker)
+        try:
+            yield
+        finally:
+            _sys.meta_path.remove(_blocker)
+
     _globals = globals()
     if _name not in _globals:
         return _json.dumps({{"status": "missing"}})
@@ -167,12 +196,8 @@ def {name}(_name, _args_json, _limit={MAX_ANSWER_CHARS}):
                 return _json.dumps({{"status": "callable"}})
             _out = _json.dumps({{"status": "value", "value": encode(_obj)}})
         else:
-            try:
-                from nclab.exercises import own_work as _own_work
-            except Exception:
-                _own_work = _contextlib.nullcontext
             _args = decode(_json.loads(_args_json))
-            with _own_work():
+            with _guard():
                 _result = _obj(*_args)
             _out = _json.dumps({{"status": "value", "value": encode(_result)}})
     except (Exception, KeyboardInterrupt) as _exc:
@@ -281,16 +306,19 @@ class Kernel:
         Working directory of the kernel.
     cell_timeout : float
         Seconds a cell (or a call of a student's function) may run.
+    deadline : float
+        ``time.monotonic()`` after which nothing more runs in this kernel.
     """
 
     workdir: str
     cell_timeout: float
+    deadline: float = math.inf
     alive: bool = False
     _client: Any = None
     _probe: str = ""
     _own_children: set[int] = field(default_factory=set)
 
-    def start(self) -> None:
+    def start(self, warm_up: bool = True) -> None:
         from nbclient import NotebookClient
 
         self._own_children = _descendants(os.getpid())
@@ -315,6 +343,10 @@ class Kernel:
         self._client, self.alive = client, True
         self._probe = f"__nclab_probe_{secrets.token_hex(8)}"
         self._last_error: tuple[str, str] | None = None
+        # A notebook that uses nclab gets it (and torch) loaded first, on the grader's time,
+        # not on the student's per-cell limit: on a busy machine the import takes a while.
+        if warm_up:
+            self.run(_WARM_UP, timeout=self._budget(_SETUP_TIMEOUT))
 
     def _on_error(self, cell: Any, cell_index: int, execute_reply: dict) -> None:
         content = execute_reply.get("content", {})
@@ -358,7 +390,10 @@ class Kernel:
     def last_error(self) -> str:
         return ": ".join(filter(None, self._last_error)) if self._last_error else ""
 
-    def _responsive(self, timeout: float = 10) -> bool:
+    def _budget(self, limit: float) -> float:
+        return min(limit, self.deadline - time.monotonic())
+
+    def _responsive(self, timeout: float = 5) -> bool:
         """Whether the kernel answers a trivial request in time (after an interrupt)."""
         try:
             kc = self._client.kc
@@ -378,7 +413,9 @@ class Kernel:
         return self.alive
 
     def install_probe(self) -> bool:
-        return self.run(_probe_source(self._probe)) == "ok"
+        """Define the probe in the kernel (after the submission's cells)."""
+        budget = self._budget(_SETUP_TIMEOUT)
+        return budget > 0 and self.run(_probe_source(self._probe), timeout=budget) == "ok"
 
     def ask(self, name: str, args: Sequence[Any] | None) -> Any:
         """The value of ``name`` in the submission, or ``name(*args)`` called there.
@@ -394,6 +431,8 @@ class Kernel:
         what = f"{name}(...)" if args is not None else name
         if not self.alive:
             raise SubmissionError(f"{what}: the notebook's kernel is no longer running")
+        if self._budget(self.cell_timeout) <= 0:
+            raise SubmissionError(f"{what}: the time limit for the submission is used up")
         payload = "None" if args is None else repr(json.dumps(encode(list(args))))
         cell = nbformat.v4.new_code_cell(f"{self._probe}({name!r}, {payload})")
         self._last_error = None
@@ -416,7 +455,8 @@ class Kernel:
     def _run_probe(self, cell: Any) -> str:
         from nbclient.exceptions import DeadKernelError
 
-        self._client.timeout = max(1, int(round(self.cell_timeout)))
+        limit = self._budget(self.cell_timeout)
+        self._client.timeout = max(1, int(math.ceil(limit)))
         try:
             self._client.execute_cell(cell, -1, store_history=False)
         except DeadKernelError:
@@ -427,8 +467,8 @@ class Kernel:
             return "the notebook's kernel stopped answering"
         if self._last_error is not None and self._last_error[0] == "CellTimeout":
             if not self.responsive():
-                return f"it ran past the time limit of {self.cell_timeout:g} s and the kernel stopped answering"
-            return f"it ran past the time limit of {self.cell_timeout:g} s"
+                return f"it ran past its time limit ({limit:.0f} s) and the kernel stopped answering"
+            return f"it ran past its time limit ({limit:.0f} s)"
         if self._last_error is not None:
             return f"the grader's probe failed ({self.last_error})"
         return "ok"
@@ -518,13 +558,14 @@ def run_submission(
     cell_timeout: float,
     deadline: float,
     attempts: int = 3,
-    kernel_factory: Callable[[str, float], Kernel] = Kernel,
+    kernel_factory: Callable[..., Kernel] = Kernel,
 ) -> Run:
     """Run a submission's code cells; returns a live kernel holding its answers (or None).
 
     A cell that times out is interrupted; if the kernel then stops answering, or a cell kills
     it, the kernel is killed and the notebook runs again in a new kernel without that cell
-    (at most ``attempts`` kernels). ``deadline`` (``time.monotonic()``) bounds the whole run.
+    (at most ``attempts`` kernels). ``deadline`` (``time.monotonic()``) bounds everything that
+    runs in the kernel: these cells, and later the calls of the student's functions.
     """
     notes: list[str] = []
     skip: set[int] = set()
@@ -532,14 +573,15 @@ def run_submission(
     for _ in range(attempts):
         if time.monotonic() >= deadline:
             break
-        kernel = kernel_factory(workdir, cell_timeout)
+        kernel = kernel_factory(workdir, cell_timeout, deadline)
         try:
-            kernel.start()
+            kernel.start(warm_up=any("nclab" in c for c in cells))
         except Exception as exc:  # noqa: BLE001 - no kernel, no grade
             kernel.kill()
             notes.append(f"the kernel did not start ({type(exc).__name__}: {exc})")
             return Run(None, notes, True)
-        failed = _run_cells(kernel, cells, skip, deadline, cell_timeout, notes)
+        failed, timed_out = _run_cells(kernel, cells, skip, deadline, cell_timeout, notes)
+        incomplete = incomplete or timed_out
         if failed is None and kernel.alive:
             return Run(kernel, notes, incomplete)
         kernel.kill()
@@ -552,8 +594,10 @@ def run_submission(
     return Run(None, notes, True)
 
 
-def _run_cells(kernel: Kernel, cells: Sequence[str], skip: set[int], deadline: float, cell_timeout: float, notes: list[str]) -> int | None:
-    """Index of the cell that killed or hung the kernel; None if all ran (or time is up)."""
+def _run_cells(kernel: Kernel, cells: Sequence[str], skip: set[int], deadline: float, cell_timeout: float, notes: list[str]) -> tuple[int | None, bool]:
+    """The index of the cell that killed or hung the kernel (None if all ran, or time is up),
+    and whether a cell ran past its time limit."""
+    timed_out = False
     for i, source in enumerate(cells):
         if i in skip or not source.strip() or is_otter_cell(source):
             continue
@@ -561,16 +605,17 @@ def _run_cells(kernel: Kernel, cells: Sequence[str], skip: set[int], deadline: f
         if left <= 0:
             notes.append(f"time limit for the notebook reached before cell {i + 1}")
             kernel.kill()
-            return None
+            return None, True
         outcome = kernel.run(source, timeout=min(cell_timeout, left))
         if outcome == "error" and len(notes) < 20:
             notes.append(f"cell {i + 1} raised {kernel.last_error}")
         elif outcome == "timeout":
+            timed_out = True
             notes.append(f"cell {i + 1} ran past its time limit ({min(cell_timeout, left):.0f} s) and was interrupted")
             if not kernel.responsive():
                 notes.append(f"the kernel stopped answering after cell {i + 1}")
-                return i
+                return i, True
         elif outcome == "dead":
             notes.append(f"cell {i + 1} killed the kernel")
-            return i
-    return None
+            return i, timed_out
+    return None, timed_out

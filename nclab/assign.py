@@ -196,7 +196,7 @@ def grade_notebook(path: str | Path, autograder: Autograder, *, cell_timeout: fl
     path : the submitted notebook.
     autograder : the tests (:meth:`Autograder.from_zip`).
     cell_timeout : seconds a cell, or one call of a student's function, may run.
-    timeout : seconds for the whole notebook (running its cells).
+    timeout : seconds for the whole submission: its cells, then the calls the tests make.
     """
     from otter.test_files import GradingResults
     from otter.test_files.abstract_test import TestCaseResult
@@ -245,6 +245,8 @@ def grade_notebook(path: str | Path, autograder: Autograder, *, cell_timeout: fl
 def _submissions(paths: Sequence[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
+        if not p.exists():
+            raise AssignError(f"{p}: no such file or folder")
         if p.is_dir():
             out += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
         else:
@@ -472,7 +474,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--csv", help="write one row per submission to this file")
     g.add_argument("--json", metavar="DIR", help="write each grade in Gradescope's results.json format to DIR")
     g.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, help=f"seconds per cell and per call of a student's function (default {CELL_TIMEOUT:g})")
-    g.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, help=f"seconds per notebook (default {NOTEBOOK_TIMEOUT:g})")
+    g.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, help=f"seconds per submission, cells and tests together (default {NOTEBOOK_TIMEOUT:g})")
     g.set_defaults(func=_cmd_grade)
     s = sub.add_parser("gradescope", help="make a Gradescope autograder zip that grades with nclab instead of otter's in-kernel run")
     s.add_argument("autograder", help="autograder zip written by otter assign")
