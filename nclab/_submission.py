@@ -256,18 +256,25 @@ def _sync(method: Callable[..., Any]) -> Callable[..., Any]:
     return run_sync(method) if inspect.iscoroutinefunction(method) else method
 
 
+_ADOPTING = False  # set by become_subreaper: new children of this process are a kernel's strays
+
+
 def become_subreaper() -> bool:
     """Make this process adopt orphaned descendants (Linux), so that :meth:`Kernel.kill`
-    also finds daemons that a submission double-forked away. Returns whether it worked."""
+    also finds daemons that a submission double-forked away. Meant for a process that does
+    nothing but grade (the command line): afterwards :meth:`Kernel.kill` kills every child
+    process that appeared while a kernel ran. Returns whether it worked."""
+    global _ADOPTING
     if not sys.platform.startswith("linux"):
         return False
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+        _ADOPTING = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
-        return False
+        _ADOPTING = False
+    return _ADOPTING
 
 
 def _kill_processes(pids: set[int]) -> None:
@@ -330,7 +337,7 @@ class Kernel:
             allow_errors=True,
             interrupt_on_timeout=True,
             error_on_timeout={"ename": "CellTimeout", "evalue": "the cell ran past its time limit", "traceback": []},
-            iopub_timeout=5,
+            iopub_timeout=30,  # outputs can lag the reply on a busy machine; an answer must not be lost
             startup_timeout=120,
             record_timing=False,
             resources={"metadata": {"path": self.workdir}},
@@ -516,7 +523,7 @@ class Kernel:
                 os.killpg(pgid, signal.SIGKILL)
             except OSError:
                 pass
-        strays = _descendants(os.getpid()) - self._own_children  # orphans adopted as subreaper
+        strays = _descendants(os.getpid()) - self._own_children if _ADOPTING else set()  # adopted orphans
         _kill_processes(pids | strays)
         try:
             _sync(client.km.cleanup_resources)()

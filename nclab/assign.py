@@ -491,6 +491,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nclab.assign``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
+        import otter.test_files  # noqa: F401 - every command reads otter's formats
+    except ImportError:
+        print("error: these commands need otter-grader: pip install 'nclab[assign]' (or otter-grader)", file=sys.stderr)
+        return 2
+    try:
         return args.func(args)
     except AssignError as exc:
         print(f"error: {exc}", file=sys.stderr)

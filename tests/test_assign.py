@@ -180,8 +180,8 @@ def _visible_texts(dist: Path) -> dict[str, str]:
         texts[str(p)] = p.read_text(errors="replace")
     html = ROOT / "_build" / "html"
     if html.is_dir():
-        for p in html.rglob("*"):
-            if p.is_file() and p.suffix in {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}:
+        for p in html.rglob("*"):  # not the search index: its lists of page numbers match short tuples
+            if p.is_file() and p.suffix in {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"} and p.name != "searchindex.js":
                 texts[str(p)] = p.read_text(errors="replace")
     return texts
 
