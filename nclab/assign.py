@@ -210,7 +210,7 @@ def grade_notebook(path: str | Path, autograder: Autograder, *, cell_timeout: fl
         grade.status = "error"
         grade.notes.append(f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})")
         return grade
-    with tempfile.TemporaryDirectory(prefix="nclab-grade-") as work:
+    with tempfile.TemporaryDirectory(prefix="nclab-grade-", ignore_cleanup_errors=True) as work:
         run = run_submission(cells, work, cell_timeout=cell_timeout, deadline=time.monotonic() + timeout)
         grade.notes += run.notes
         kernel = run.kernel
