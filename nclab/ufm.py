@@ -190,6 +190,43 @@ def _gap(st: "_State") -> float:
     return (st.objective - f_star) / f_star
 
 
+def _bias_error(st: "_State") -> float:
+    """``||b - n/N|| / ||n/N||``: the bias against the class frequencies of the optimum."""
+    return nc._relative(st.b, st.minimizer().b)
+
+
+def _kept_modes(st: "_State") -> tuple[dict, np.ndarray]:
+    """Rows of ``U^T W`` and columns of ``M D V`` (:func:`nclab.metrics.mode_alignment`), and
+    the mask of the modes the optimum keeps."""
+    g = st.minimizer()
+    return nc.mode_alignment(st.W, st.M, g.n, bias=g.bias), g.active
+
+
+def _alignment_error(st: "_State") -> float:
+    """Worst ``1 - |cos(row i, column i)|`` over the modes the optimum keeps (Liu 2024, claim 4)."""
+    geo, kept = _kept_modes(st)
+    return float(np.max(1 - np.abs(geo["cos"][kept]))) if kept.any() else 0.0
+
+
+def _orthogonality_error(st: "_State") -> float:
+    """Worst ``|cos(row i, row j)|``, ``i != j``, among the rows of ``U^T W`` of the kept modes
+    (claim 3: they are orthogonal); a vanished row counts as orthogonal to every other."""
+    geo, kept = _kept_modes(st)
+    G = geo["rows_gram"][np.ix_(kept, kept)]
+    norms = np.sqrt(np.diag(G))
+    tiny = 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    unit = np.where(norms > tiny, 1 / np.where(norms > tiny, norms, 1.0), 0.0)
+    C = np.abs(G * unit[:, None] * unit[None, :])
+    np.fill_diagonal(C, 0.0)
+    return float(C.max(initial=0.0))
+
+
+def _sv_error(st: "_State") -> float:
+    """Relative error of the singular values of ``W M D`` against the optimal ``x``."""
+    g = st.minimizer()
+    return nc._relative(np.sort(nc.wmd_singular_values(st.W, st.M, g.n))[::-1], np.sort(g.x)[::-1])
+
+
 #: Metrics :func:`train` can log in ``history`` (pass their names in ``metrics=``).
 HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
     "nc1": _nc1,
@@ -199,7 +236,15 @@ HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
     "W_gram_error": _gram_error("W"),
     "M_gram_error": _gram_error("M"),
     "gap": _gap,
+    "bias_error": _bias_error,
+    "alignment_error": _alignment_error,
+    "orthogonality_error": _orthogonality_error,
+    "sv_error": _sv_error,
 }
+
+#: History metrics that compare with the closed form (they need ``loss="mse"``).
+_CLOSED_FORM_METRICS = ("W_gram_error", "M_gram_error", "gap", "bias_error", "alignment_error",
+                        "orthogonality_error", "sv_error")  # fmt: skip
 
 
 @dataclass
@@ -465,8 +510,10 @@ def train(
     unknown = [m for m in metrics if m not in HISTORY_METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
-    if loss != "mse" and any(m in ("W_gram_error", "M_gram_error", "gap") for m in metrics):
+    if loss != "mse" and any(m in _CLOSED_FORM_METRICS for m in metrics):
         raise ValueError("metrics comparing with the closed form need loss='mse'")
+    if not bias and "bias_error" in metrics:
+        raise ValueError("metrics: 'bias_error' needs a model with a bias (bias=True)")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
     dev = resolve_device(device)
