@@ -364,6 +364,30 @@ class _Problem:
 # ----------------------------------------------------------------------------- training
 
 
+def _packed_start(init: object, problem: _Problem, N: int) -> torch.Tensor:
+    """``init`` (an object with ``layers``, ``H``, ``b``) packed as a start ``theta`` (1, P), shapes checked."""
+    try:
+        layers, H, b = list(init.layers), init.H, init.b
+    except (AttributeError, TypeError):
+        raise TypeError(f"init must have attributes layers, H and b (a TrainResult or a UFMPoint); got {type(init).__name__}") from None
+    K, d, L = problem.K, problem.d, problem.L
+    expected = [(d, d)] * (L - 1) + [(K, d)]
+    got = [np.shape(W) for W in layers]
+    if got != expected:
+        raise ValueError(f"init.layers must have the shapes {expected} (L = {L}, d = {d}, K = {K}); got {got}")
+    if np.shape(H) != (d, N):
+        raise ValueError(f"init.H must have the shape {(d, N)} (d, N); got {np.shape(H)}")
+    if b is None:
+        b = np.zeros(K)
+    if np.shape(b) != (K,):
+        raise ValueError(f"init.b must have the shape {(K,)} or be None; got {np.shape(b)}")
+    pieces = [np.asarray(a, dtype=float) for a in (*layers, H, b)]
+    if not all(np.all(np.isfinite(a)) for a in pieces):
+        raise ValueError("init must contain finite numbers only")
+    t = [torch.as_tensor(a, dtype=torch.float64)[None] for a in pieces]
+    return problem.pack(t[:L], t[L], t[L + 1] if problem.bias else None)
+
+
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
 _DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
 
@@ -410,6 +434,7 @@ def train(
     restarts: int | None = None,
     prune: bool | None = None,
     seed: int = 0,
+    init: object | None = None,
     log_every: int | None = None,
     metrics: Sequence[str] = ("nc1",),
     progress: bool = True,
@@ -463,6 +488,12 @@ def train(
         L-BFGS and MSE).
     seed : int, default 0
         Seed of the initialisation; the same seed gives the same result on the same device.
+    init : optional
+        A starting point instead of a random one (a *warm start*, e.g. to follow a solution as
+        the strengths change): any object with ``layers`` (``[W_1 (d, d), ..., W_L (K, d)]``),
+        ``H`` (d, N) and ``b`` (K,) or None, such as a :class:`TrainResult` or the point of
+        :meth:`nclab.theory.GlobalMinimizer.construct`. It is one start (``restarts`` must be 1
+        or None) and ``init_std`` is unused; with exact features only its layers are used.
     log_every : int, optional
         Iterations between history entries (default 10 for L-BFGS, ``steps // 200`` otherwise).
     metrics : sequence of str, default ("nc1",)
@@ -501,6 +532,10 @@ def train(
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
     steps = whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
     init_std = positive(init_std, "init_std")
+    if init is not None:
+        if restarts not in (None, 1):
+            raise ValueError(f"restarts must be 1 (or None) with init, which is a single start; got {restarts}")
+        restarts = 1
     restarts, prune = _resolve_search(restarts, prune, L, optimizer, loss)
     features = _resolve_features(features, optimizer, loss, lam_b)
     seed = whole(seed, "seed", 0)
@@ -547,8 +582,11 @@ def train(
             for m in metrics:
                 history[m].append(HISTORY_METRICS[m](st))
 
-    generator = torch.Generator().manual_seed(seed)
-    theta0 = problem.init(restarts, init_std, generator).to(device=dev, dtype=dtype)
+    if init is None:
+        theta0 = problem.init(restarts, init_std, torch.Generator().manual_seed(seed))
+    else:
+        theta0 = _packed_start(init, problem, int(counts.sum()))
+    theta0 = theta0.to(device=dev, dtype=dtype)
     f0 = problem(theta0).detach()
     if not bool(torch.isfinite(f0).all()):
         raise TrainingDivergedError("the objective is not finite at the initial point; lower init_std")
@@ -614,7 +652,8 @@ def train(
     settings = dict(
         d=d, lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=bool(bias), lam_b=lam_b, loss=loss, optimizer=optimizer,
         lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
-        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed, device=str(dev),
+        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed,
+        warm_start=init is not None, device=str(dev),
         dtype=str(dtype).replace("torch.", ""),
     )  # fmt: skip
     return TrainResult(

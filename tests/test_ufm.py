@@ -238,3 +238,54 @@ def test_geometry_metrics_measure_the_angle_they_name():
 def test_bias_error_needs_a_bias():
     with pytest.raises(ValueError, match="'bias_error' needs a model with a bias"):
         train(IMBALANCED, d=4, lam_W=1e-2, lam_H=1e-2, bias=False, metrics=("bias_error",), progress=False)
+
+
+def test_a_warm_start_from_the_optimum_stays_there(one_thread):
+    g = theory.global_minimizer(IMBALANCED, 1e-2, 1e-2, L=2)
+    for features in ("exact", "free"):
+        r = train(IMBALANCED, d=5, lam_W=1e-2, lam_H=1e-2, L=2, init=g.construct(d=5, seed=3), features=features,
+                  progress=False, metrics=())  # fmt: skip
+        assert abs(r.gap) < 1e-12 and r.settings["warm_start"] and r.settings["restarts"] == 1
+        assert r.history["objective"][0] == pytest.approx(g.objective, rel=1e-12)  # it started at the given point
+
+
+def test_a_warm_start_follows_a_surviving_mode_onto_its_spurious_branch(one_thread):
+    """Raising lam past the critical value of mode 3 (L = 3) keeps the mode on its local-only branch."""
+    n = [200, 100, 50, 50]
+    start = theory.global_minimizer(n, 0.012, 0.012, L=3).construct(d=8, seed=0)
+    r = train(n, d=8, lam_W=0.015, lam_H=0.015, L=3, init=start, prune=False, progress=False, metrics=())
+    g = r.theory()
+    assert g.x[2] == 0  # the optimum drops mode 3 ...
+    x_hat = np.einsum("ki,kl,li->i", g.U, r.W @ r.means * np.sqrt(r.n), g.V)
+    branch = theory.nonzero_branch(g.s, g.N, g.c, 3)
+    assert np.allclose(x_hat[:3], branch[:3], rtol=1e-6)  # ... the warm start keeps it on the branch
+    f_crit = theory.scalar_objective(np.r_[branch[:3], 0.0], g.s, g.N, g.c, 3).sum()
+    assert r.objective == pytest.approx(f_crit, rel=1e-9) and r.gap > 0.03
+
+
+@pytest.mark.parametrize(
+    "init, kwargs, error, match",
+    [
+        (object(), {}, TypeError, "init must have attributes layers, H and b"),
+        ("layers", {}, ValueError, r"init.layers must have the shapes \[\(4, 4\)\]"),
+        ("H", {}, ValueError, r"init.H must have the shape \(4, 40\)"),
+        ("b", {}, ValueError, r"init.b must have the shape \(4,\)"),
+        ("nan", {}, ValueError, "finite numbers only"),
+        ("ok", dict(restarts=2), ValueError, "restarts must be 1"),
+    ],
+)
+def test_bad_warm_starts_are_named(init, kwargs, error, match):
+    point = theory.global_minimizer(IMBALANCED, 1e-2, 1e-2).construct(d=4)
+    if isinstance(init, str):
+        layers, H, b = list(point.layers), point.H.copy(), point.b.copy()
+        if init == "layers":
+            layers = [np.zeros((4, 3))]
+        elif init == "H":
+            H = H[:, :-1]
+        elif init == "b":
+            b = b[:-1]
+        elif init == "nan":
+            H[0, 0] = np.nan
+        init = theory.UFMPoint(layers=layers, H=H, b=b, M=point.M, labels=point.labels)
+    with pytest.raises(error, match=match):
+        train(IMBALANCED, d=4, lam_W=1e-2, lam_H=1e-2, init=init, progress=False, **kwargs)
