@@ -190,6 +190,43 @@ def _gap(st: "_State") -> float:
     return (st.objective - f_star) / f_star
 
 
+def _bias_error(st: "_State") -> float:
+    """``||b - n/N|| / ||n/N||``: the bias against the class frequencies of the optimum."""
+    return nc._relative(st.b, st.minimizer().b)
+
+
+def _kept_modes(st: "_State") -> tuple[dict, np.ndarray]:
+    """Rows of ``U^T W`` and columns of ``M D V`` (:func:`nclab.metrics.mode_alignment`), and
+    the mask of the modes the optimum keeps."""
+    g = st.minimizer()
+    return nc.mode_alignment(st.W, st.M, g.n, bias=g.bias), g.active
+
+
+def _alignment_error(st: "_State") -> float:
+    """Worst ``1 - |cos(row i, column i)|`` over the modes the optimum keeps (Liu 2024, claim 4)."""
+    geo, kept = _kept_modes(st)
+    return float(np.max(1 - np.abs(geo["cos"][kept]))) if kept.any() else 0.0
+
+
+def _orthogonality_error(st: "_State") -> float:
+    """Worst ``|cos(row i, row j)|``, ``i != j``, among the rows of ``U^T W`` of the kept modes
+    (claim 3: they are orthogonal); a vanished row counts as orthogonal to every other."""
+    geo, kept = _kept_modes(st)
+    G = geo["rows_gram"][np.ix_(kept, kept)]
+    norms = np.sqrt(np.diag(G))
+    tiny = 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    unit = np.where(norms > tiny, 1 / np.where(norms > tiny, norms, 1.0), 0.0)
+    C = np.abs(G * unit[:, None] * unit[None, :])
+    np.fill_diagonal(C, 0.0)
+    return float(C.max(initial=0.0))
+
+
+def _sv_error(st: "_State") -> float:
+    """Relative error of the singular values of ``W M D`` against the optimal ``x``."""
+    g = st.minimizer()
+    return nc._relative(np.sort(nc.wmd_singular_values(st.W, st.M, g.n))[::-1], np.sort(g.x)[::-1])
+
+
 #: Metrics :func:`train` can log in ``history`` (pass their names in ``metrics=``).
 HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
     "nc1": _nc1,
@@ -199,7 +236,15 @@ HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
     "W_gram_error": _gram_error("W"),
     "M_gram_error": _gram_error("M"),
     "gap": _gap,
+    "bias_error": _bias_error,
+    "alignment_error": _alignment_error,
+    "orthogonality_error": _orthogonality_error,
+    "sv_error": _sv_error,
 }
+
+#: History metrics that compare with the closed form (they need ``loss="mse"``).
+_CLOSED_FORM_METRICS = ("W_gram_error", "M_gram_error", "gap", "bias_error", "alignment_error",
+                        "orthogonality_error", "sv_error")  # fmt: skip
 
 
 @dataclass
@@ -319,6 +364,30 @@ class _Problem:
 # ----------------------------------------------------------------------------- training
 
 
+def _packed_start(init: object, problem: _Problem, N: int) -> torch.Tensor:
+    """``init`` (an object with ``layers``, ``H``, ``b``) packed as a start ``theta`` (1, P), shapes checked."""
+    try:
+        layers, H, b = list(init.layers), init.H, init.b
+    except (AttributeError, TypeError):
+        raise TypeError(f"init must have attributes layers, H and b (a TrainResult or a UFMPoint); got {type(init).__name__}") from None
+    K, d, L = problem.K, problem.d, problem.L
+    expected = [(d, d)] * (L - 1) + [(K, d)]
+    got = [np.shape(W) for W in layers]
+    if got != expected:
+        raise ValueError(f"init.layers must have the shapes {expected} (L = {L}, d = {d}, K = {K}); got {got}")
+    if np.shape(H) != (d, N):
+        raise ValueError(f"init.H must have the shape {(d, N)} (d, N); got {np.shape(H)}")
+    if b is None:
+        b = np.zeros(K)
+    if np.shape(b) != (K,):
+        raise ValueError(f"init.b must have the shape {(K,)} or be None; got {np.shape(b)}")
+    pieces = [np.asarray(a, dtype=float) for a in (*layers, H, b)]
+    if not all(np.all(np.isfinite(a)) for a in pieces):
+        raise ValueError("init must contain finite numbers only")
+    t = [torch.as_tensor(a, dtype=torch.float64)[None] for a in pieces]
+    return problem.pack(t[:L], t[L], t[L + 1] if problem.bias else None)
+
+
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
 _DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
 
@@ -365,6 +434,7 @@ def train(
     restarts: int | None = None,
     prune: bool | None = None,
     seed: int = 0,
+    init: object | None = None,
     log_every: int | None = None,
     metrics: Sequence[str] = ("nc1",),
     progress: bool = True,
@@ -418,6 +488,12 @@ def train(
         L-BFGS and MSE).
     seed : int, default 0
         Seed of the initialisation; the same seed gives the same result on the same device.
+    init : optional
+        A starting point instead of a random one (a *warm start*, e.g. to follow a solution as
+        the strengths change): any object with ``layers`` (``[W_1 (d, d), ..., W_L (K, d)]``),
+        ``H`` (d, N) and ``b`` (K,) or None, such as a :class:`TrainResult` or the point of
+        :meth:`nclab.theory.GlobalMinimizer.construct`. It is one start (``restarts`` must be 1
+        or None) and ``init_std`` is unused; with exact features only its layers are used.
     log_every : int, optional
         Iterations between history entries (default 10 for L-BFGS, ``steps // 200`` otherwise).
     metrics : sequence of str, default ("nc1",)
@@ -456,6 +532,10 @@ def train(
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
     steps = whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
     init_std = positive(init_std, "init_std")
+    if init is not None:
+        if restarts not in (None, 1):
+            raise ValueError(f"restarts must be 1 (or None) with init, which is a single start; got {restarts}")
+        restarts = 1
     restarts, prune = _resolve_search(restarts, prune, L, optimizer, loss)
     features = _resolve_features(features, optimizer, loss, lam_b)
     seed = whole(seed, "seed", 0)
@@ -465,8 +545,10 @@ def train(
     unknown = [m for m in metrics if m not in HISTORY_METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
-    if loss != "mse" and any(m in ("W_gram_error", "M_gram_error", "gap") for m in metrics):
+    if loss != "mse" and any(m in _CLOSED_FORM_METRICS for m in metrics):
         raise ValueError("metrics comparing with the closed form need loss='mse'")
+    if not bias and "bias_error" in metrics:
+        raise ValueError("metrics: 'bias_error' needs a model with a bias (bias=True)")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
     dev = resolve_device(device)
@@ -500,8 +582,11 @@ def train(
             for m in metrics:
                 history[m].append(HISTORY_METRICS[m](st))
 
-    generator = torch.Generator().manual_seed(seed)
-    theta0 = problem.init(restarts, init_std, generator).to(device=dev, dtype=dtype)
+    if init is None:
+        theta0 = problem.init(restarts, init_std, torch.Generator().manual_seed(seed))
+    else:
+        theta0 = _packed_start(init, problem, int(counts.sum()))
+    theta0 = theta0.to(device=dev, dtype=dtype)
     f0 = problem(theta0).detach()
     if not bool(torch.isfinite(f0).all()):
         raise TrainingDivergedError("the objective is not finite at the initial point; lower init_std")
@@ -567,7 +652,8 @@ def train(
     settings = dict(
         d=d, lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=bool(bias), lam_b=lam_b, loss=loss, optimizer=optimizer,
         lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
-        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed, device=str(dev),
+        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed,
+        warm_start=init is not None, device=str(dev),
         dtype=str(dtype).replace("torch.", ""),
     )  # fmt: skip
     return TrainResult(
