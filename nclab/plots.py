@@ -164,8 +164,9 @@ def plot_grams(
     normalize: bool = True,
     figsize: tuple[float, float] | None = None,
     annotate: bool = True,
+    ncols: int | None = None,
 ) -> Figure:
-    """A row of Gram heatmaps on one shared scale, titled by the keys of ``grams``.
+    """A grid of Gram heatmaps on one shared scale, titled by the keys of ``grams``.
 
     Parameters
     ----------
@@ -178,6 +179,9 @@ def plot_grams(
         Default ``(3.2 * len(grams) + 0.8, 3.2)``.
     annotate : bool, default True
         Write the values in the cells when ``K <= 10``.
+    ncols : int, optional
+        Heatmaps per row; default all in one row. Fewer columns keep the numbers readable
+        when the figure is shrunk to a page's width (``ncols=2`` for four matrices).
 
     Returns
     -------
@@ -188,6 +192,10 @@ def plot_grams(
     if not grams:
         raise ValueError("grams must contain at least one matrix")
     normalize, annotate, figsize = boolean(normalize, "normalize"), boolean(annotate, "annotate"), _figsize(figsize)
+    m = len(grams)
+    ncols = m if ncols is None else whole(ncols, "ncols", 1)
+    ncols = min(ncols, m)
+    nrows = -(-m // ncols)
     mats = {}
     for name, G in grams.items():
         G = _square(G, f"grams[{name!r}]")
@@ -197,14 +205,16 @@ def plot_grams(
                 G = G / nrm
         mats[name] = G
     vmax = max(float(np.max(np.abs(G))) for G in mats.values()) or 1.0
-    m = len(mats)
     if figsize is None:
-        figsize = (3.2 * m + 0.8, 3.2)
-    fig, axes = plt.subplots(1, m, figsize=figsize, squeeze=False, layout="constrained")
-    for ax, (name, G) in zip(axes[0], mats.items()):
+        figsize = (3.2 * ncols + 0.8, 3.2 * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax, (name, G) in zip(flat, mats.items()):
         plot_gram(G, ax, title=name, annotate=annotate, vmax=vmax, colorbar=False)
-    im = axes[0][0].images[0]
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / max(m, 1) * 2, pad=0.02,
+    for ax in flat[m:]:
+        ax.remove()
+    im = flat[0].images[0]
+    fig.colorbar(im, ax=flat[:m], fraction=0.046 / max(ncols, 1) * 2, pad=0.02,
                  label="normalised value" if normalize else "value")
     return fig
 
