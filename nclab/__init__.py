@@ -13,9 +13,12 @@ each:
 * :mod:`nclab.plots` -- the book's matplotlib figures;
 * :mod:`nclab.widgets` -- ipywidgets explorers;
 * :mod:`nclab.nets` -- a real network on real data (scikit-learn's digits) and user features;
+* :mod:`nclab.analysis` -- collapse analysis of any torch model on a dataset (forward hook,
+  streamed statistics) against the UFM with and without bias;
+* :mod:`nclab.longtail` -- long-tailed CIFAR-10/100, MNIST and Fashion-MNIST;
 * :mod:`nclab.exercises` and :mod:`nclab.assign` -- checkers and student editions for courses.
 
-The last six load on first use (``nclab.plots`` works after ``import nclab``).
+The last eight load on first use (``nclab.plots`` works after ``import nclab``).
 """
 
 import importlib
@@ -37,7 +40,7 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-_LAZY = ("phases", "plots", "widgets", "nets", "exercises", "assign")
+_LAZY = ("phases", "plots", "widgets", "nets", "analysis", "longtail", "exercises", "assign")
 
 
 def __getattr__(name: str):
@@ -58,6 +61,8 @@ __all__ = [
     "plots",
     "widgets",
     "nets",
+    "analysis",
+    "longtail",
     "exercises",
     "assign",
     "global_minimizer",

@@ -387,7 +387,9 @@ def analyze_features(
     """Every collapse metric of features ``H`` (and a classifier ``W``, ``b``), against the UFM.
 
     Statistics are accumulated with :class:`nclab.metrics.FeatureStats` in batches of
-    ``batch_size`` samples, so large feature sets (ImageNet-sized) fit in memory.
+    ``batch_size`` samples (:func:`nclab.analysis.stream_statistics`), so large feature sets
+    (ImageNet-sized) fit in memory. For a model and a dataset instead of extracted features,
+    see :func:`nclab.analysis.analyze_model`.
 
     Parameters
     ----------
@@ -421,58 +423,33 @@ def analyze_features(
         ``W_equinorm``, ``lam_eff_W``, ``W_theory``, ``W_theory_gram``, ``W_theory_nominal``,
         ``nc3`` (self-duality of ``W`` and the centred means), ``nc4`` (agreement with the
         nearest class mean), ``train_error``.
+        The modes (:func:`nclab.analysis.summarize`): ``lam_eff`` (``lam_eff_W`` with ``W``,
+        else ``lam_eff_M``), ``sv_theory`` and ``modes_theory`` (predicted singular values of
+        ``W M D`` there, relative to the largest, and how many survive), with ``W`` also
+        ``sv`` and ``modes`` measured; ``bias``.
     """
+    from .analysis import stream_statistics, summarize  # the streaming core; it imports this module
+
     Ht = np.asarray(H)
     if Ht.ndim != 2:
         raise ValueError(f"H must have shape (d, N) with samples in columns; got shape {Ht.shape}")
     y, K = _check_labels(labels, Ht.shape[1])
     d, N = Ht.shape
-    stats = nc.FeatureStats(K)
-    for start in range(0, N, batch_size):
-        stats.update(Ht[:, start : start + batch_size], y[start : start + batch_size])
-    counts = stats.counts
-    M = stats.means.cpu().numpy()
-    out: dict[str, object] = {"K": K, "N": N, "d": d, "n": counts}
-    out["nc1"] = stats.nc1(weighted=False)
-    out["nc1_weighted"] = stats.nc1(weighted=True)
-    G_M = centred_gram(M, counts, bias=bias)
-    out["M_gram"] = G_M
-    Mu = nc.centered_means(M)
-    out["M_etf"] = nc.gram_distance(Mu.T @ Mu, simplex_etf_gram(K))
-    out["M_equinorm"] = nc.equinorm(Mu.T @ Mu)
-    out["M_equiangularity"] = nc.equiangularity(Mu.T @ Mu)
-    fit = fit_effective_lambda(G_M, counts, L=L, bias=bias, which="M")
-    out["lam_eff_M"], out["M_theory"] = fit.lam, fit.distance
-    out["M_theory_gram"] = _theory_gram(counts, fit.lam, L, bias, "M")
-    nominal = lam_W is not None and lam_H is not None and lam_W > 0 and lam_H > 0
-    g = global_minimizer(counts, lam_W, lam_H, L=L, bias=bias) if nominal else None
-    out["M_theory_nominal"] = nc.gram_distance(G_M, g.M_gram) if g is not None else float("nan")
-    if W is not None:
-        Wn = np.asarray(W, dtype=float)
-        if Wn.shape != (K, d):
-            raise ValueError(f"W must have shape (K, d) = {(K, d)}; got {Wn.shape}")
-        bn = None if b is None else np.asarray(b, dtype=float).reshape(-1)
-        if bn is not None and bn.size != K:
-            raise ValueError(f"b must have K = {K} entries; got {bn.size}")
-        G_W = Wn @ Wn.T
-        out["W_gram"] = G_W
-        out["W_etf"] = nc.gram_distance(G_W, simplex_etf_gram(K) if bias else orthogonal_frame_gram(K))
-        out["W_equinorm"] = nc.equinorm(G_W)
-        fitW = fit_effective_lambda(G_W, counts, L=L, bias=bias, which="W")
-        out["lam_eff_W"], out["W_theory"] = fitW.lam, fitW.distance
-        out["W_theory_gram"] = _theory_gram(counts, fitW.lam, L, bias, "W")
-        out["W_theory_nominal"] = nc.gram_distance(G_W, g.W_gram) if g is not None else float("nan")
-        Mc = nc.centered_means(M, counts, weighted=True) if bias else M
-        out["nc3"] = nc.self_duality(Wn, Mc)
-        out["nc4"] = nc.ncc_agreement(Ht, Wn, bn, M)
-        errors = 0
+    Wn = None if W is None else np.asarray(W, dtype=float)
+    if Wn is not None and Wn.shape != (K, d):
+        raise ValueError(f"W must have shape (K, d) = {(K, d)}; got {Wn.shape}")
+    bn = None if b is None else np.asarray(b, dtype=float).reshape(-1)
+    if bn is not None and bn.size != K:
+        raise ValueError(f"b must have K = {K} entries; got {bn.size}")
+
+    def batches():
         for start in range(0, N, batch_size):
-            z = Wn @ np.asarray(Ht[:, start : start + batch_size], dtype=float)
-            if bn is not None:
-                z = z + bn[:, None]
-            errors += int((z.argmax(0) != y[start : start + batch_size]).sum())
-        out["train_error"] = errors / N
-    return out
+            Hb = np.asarray(Ht[:, start : start + batch_size], dtype=float)
+            logits = None if Wn is None else Wn @ Hb + (0.0 if bn is None else bn[:, None])
+            yield Hb, y[start : start + batch_size], logits
+
+    streamed = stream_statistics(batches, K, where="H")
+    return summarize(streamed, Wn, lam_W=lam_W, lam_H=lam_H, L=L, bias=bias)
 
 
 # ----------------------------------------------------------------------------- training

@@ -23,6 +23,7 @@ __all__ = [
     "class_colors",
     "plot_gram",
     "plot_grams",
+    "plot_ufm_comparison",
     "plot_geometry",
     "plot_spectrum",
     "plot_history",
@@ -191,6 +192,54 @@ def plot_grams(
     im = axes[0][0].images[0]
     fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / max(m, 1) * 2, pad=0.02,
                  label="normalised value" if normalize else "value")
+    return fig
+
+
+def plot_ufm_comparison(
+    with_bias: Mapping[str, object],
+    without_bias: Mapping[str, object],
+    *,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """A network's Gram matrices and modes beside the UFM's, with bias (top) and without.
+
+    Each row shows the network's normalised ``M^T M`` (centred as that model prescribes) and
+    the prediction at the fitted strength, the same for ``W W^T`` when the analysis has a
+    classifier, and the singular values of ``W M D`` relative to the largest, measured
+    (markers) and predicted (line), by mode ``1..K``.
+
+    Parameters
+    ----------
+    with_bias, without_bias : dict
+        Results of :func:`nclab.nets.analyze_features` (or :func:`nclab.analysis.summarize`)
+        with ``bias=True`` and ``bias=False``, e.g. a :class:`nclab.analysis.CollapseReport`'s.
+    figsize : (float, float), optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = [(with_bias, "with bias"), (without_bias, "without bias")]
+    has_W = all("W_gram" in r for r, _ in rows)
+    pairs = [("M", r"$M^\top M$")] + ([("W", r"$WW^\top$")] if has_W else [])
+    ncols = 2 * len(pairs) + 1
+    fig, axes = plt.subplots(2, ncols, figsize=figsize or (2.5 * ncols, 5.0), layout="constrained")
+    for (r, label), ax_row in zip(rows, axes):
+        for j, (key, tex) in enumerate(pairs):
+            net, th = (np.asarray(r[k], dtype=float) for k in (f"{key}_gram", f"{key}_theory_gram"))
+            net, th = (G / (np.linalg.norm(G) or 1.0) for G in (net, th))
+            vmax = max(np.abs(net).max(), np.abs(th).max()) or 1.0
+            plot_gram(net, ax_row[2 * j], title=f"network {tex}", annotate=False, vmax=vmax, colorbar=False)
+            plot_gram(th, ax_row[2 * j + 1], annotate=False, vmax=vmax, colorbar=False,
+                      title=f"UFM {label}\ndistance {r[f'{key}_theory']:.2f}")  # fmt: skip
+        ax_row[0].set_ylabel(f"UFM {label}: class")
+        ax = ax_row[-1]
+        k = np.arange(1, len(r["sv_theory"]) + 1)
+        ax.plot(k, r["sv_theory"], "-", color="C0", lw=1.6, label=rf"UFM, $\lambda$ = {r['lam_eff']:.2g}")
+        if "sv" in r:
+            ax.plot(k, r["sv"], "o", color="C3", ms=4, mfc="none", label="network")
+        ax.set(xlabel="mode", ylabel="singular value / largest", ylim=(-0.05, 1.08), title=r"modes of $WMD$")
+        ax.legend(fontsize=7)
     return fig
 
 
