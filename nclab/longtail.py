@@ -329,6 +329,14 @@ class ImageArrays(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return int(self.labels.size)
 
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All images at once, normalised, shape (N, C, H, W) float32, and the labels (N,).
+
+        Without ``transform``: for training loops that keep the whole (small) set on a device.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(self.images.transpose(0, 3, 1, 2))).float() / 255.0
+        return (x - self.mean) / self.std, torch.from_numpy(self.labels)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         x = torch.from_numpy(np.ascontiguousarray(self.images[i].transpose(2, 0, 1))).float() / 255.0
         x = (x - self.mean) / self.std

@@ -168,6 +168,8 @@ def test_long_tailed_cifar_from_disk(tmp_path):
     assert torch.allclose(raw[0][0] * 255, torch.from_numpy(images[ds.indices[0]].transpose(2, 0, 1)).float())
     flipped = lt.long_tailed("cifar10", tmp_path, ratio=10, seed=5, transform=lambda t: t.flip(-1))
     assert torch.equal(flipped[0][0], x.flip(-1))
+    X, Y = ds.tensors()
+    assert X.shape == (len(ds), 3, 32, 32) and torch.equal(X[0], x) and Y.tolist() == ds.labels.tolist()
     test = lt.long_tailed("cifar10", tmp_path, ratio=1)
     assert test.counts.tolist() == [20] * 10
 
