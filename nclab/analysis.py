@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from . import metrics as nc
 from ._validate import positive, whole
+from .nets import PROGRESS_FORMAT, _theory_gram, centred_gram, fit_effective_lambda
 from .theory import global_minimizer, orthogonal_frame_gram, simplex_etf_gram
 
 __all__ = [
@@ -140,7 +141,7 @@ def stream_statistics(
     K = whole(K, "K", 2)
     stats = nc.FeatureStats(K)
     bar = tqdm(total=None if total is None else 2 * total if decide else total,
-               desc="collapse analysis", disable=not progress, leave=True)  # fmt: skip
+               desc="collapse analysis", disable=not progress, leave=True, bar_format=PROGRESS_FORMAT)  # fmt: skip
     has_logits, seen = False, 0
     for i, (H, y, logits) in enumerate(batches()):
         Ht = _finite(nc._tensor(H), i, where)
@@ -214,8 +215,6 @@ def summarize(
         largest, and ``modes_theory`` how many survive; with ``W`` also ``sv`` and ``modes``,
         the same measured on the network (``M`` centred as for ``M_gram``).
     """
-    from .nets import _theory_gram, centred_gram, fit_effective_lambda  # nets imports this module
-
     L = whole(L, "L", 1)
     mode_tol = positive(mode_tol, "mode_tol")
     stats = streamed.stats
