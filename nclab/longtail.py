@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ._validate import choice, whole
+from .data import _check_ratio, check_counts
 
 __all__ = [
     "DATASETS",
@@ -67,12 +68,6 @@ _NORMALIZE = {
 # ----------------------------------------------------------------------------- the profiles
 
 
-def _ratio(ratio: object) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)) or not 1 <= float(ratio) < np.inf:
-        raise ValueError(f"ratio must be a finite number >= 1 (largest class / smallest class); got {ratio!r}")
-    return float(ratio)
-
-
 def longtail_counts(K: int, n_max: int, ratio: float, profile: str = "exp") -> np.ndarray:
     """Images per class of a long-tailed set: exponential or step profile (module docstring).
 
@@ -92,7 +87,7 @@ def longtail_counts(K: int, n_max: int, ratio: float, profile: str = "exp") -> n
     """
     K = whole(K, "K", 2)
     n_max = whole(n_max, "n_max", 1)
-    r = _ratio(ratio)
+    r = _check_ratio(ratio)
     profile = choice(profile, "profile", ("exp", "step"))
     if profile == "exp":
         # floor, as in the public code of Cao et al. (2019) that fixed the published CIFAR-LT sets
@@ -480,7 +475,8 @@ def synthetic_images(
     images : numpy.ndarray, shape (N, size, size, channels), uint8
     labels : numpy.ndarray, shape (N,), int64, classes in order
     """
-    counts = [whole(int(c), "n", 1) for c in n]
+    counts = check_counts(n).astype(np.int64)
+    size, channels = whole(size, "size", 4), whole(channels, "channels", 1)
     rng = np.random.default_rng(whole(seed, "seed", 0))
     coarse = rng.standard_normal((len(counts), 4, 4, channels))
     templates = np.repeat(np.repeat(coarse, size // 4 + 1, axis=1), size // 4 + 1, axis=2)[:, :size, :size]
