@@ -35,6 +35,7 @@ from .theory import global_minimizer, orthogonal_frame_gram, simplex_etf_gram
 
 __all__ = [
     "last_linear",
+    "Streamed",
     "stream_statistics",
     "summarize",
     "CollapseReport",

@@ -201,12 +201,13 @@ def plot_ufm_comparison(
     *,
     figsize: tuple[float, float] | None = None,
 ) -> Figure:
-    """A network's Gram matrices and modes beside the UFM's, with bias (top) and without.
+    """A network's Gram matrices and modes beside the UFM's, with bias and without.
 
-    Each row shows the network's normalised ``M^T M`` (centred as that model prescribes) and
-    the prediction at the fitted strength, the same for ``W W^T`` when the analysis has a
-    classifier, and the singular values of ``W M D`` relative to the largest, measured
-    (markers) and predicted (line), by mode ``1..K``.
+    The first row compares with the UFM with bias, the second with the UFM without: the
+    network's normalised ``M^T M`` (centred as that model prescribes) beside the prediction
+    at the fitted strength, and the same for ``W W^T`` when the analysis has a classifier.
+    The last row shows, for each model, the singular values of ``W M D`` relative to the
+    largest by mode ``1..K``, predicted (line) and measured (circles).
 
     Parameters
     ----------
@@ -220,25 +221,28 @@ def plot_ufm_comparison(
     matplotlib Figure
     """
     rows = [(with_bias, "with bias"), (without_bias, "without bias")]
-    has_W = all("W_gram" in r for r, _ in rows)
-    pairs = [("M", r"$M^\top M$")] + ([("W", r"$WW^\top$")] if has_W else [])
-    ncols = 2 * len(pairs) + 1
-    fig, axes = plt.subplots(2, ncols, figsize=figsize or (2.5 * ncols, 5.0), layout="constrained")
-    for (r, label), ax_row in zip(rows, axes):
+    pairs = [("M", r"$M^\top M$")] + ([("W", r"$WW^\top$")] if all("W_gram" in r for r, _ in rows) else [])
+    ncols = 2 * len(pairs)
+    fig = plt.figure(figsize=figsize or (2.3 * ncols + 0.6, 7.4), layout="constrained")
+    grid = fig.add_gridspec(3, ncols, height_ratios=[1, 1, 0.9])
+    for i, (r, label) in enumerate(rows):
         for j, (key, tex) in enumerate(pairs):
             net, th = (np.asarray(r[k], dtype=float) for k in (f"{key}_gram", f"{key}_theory_gram"))
             net, th = (G / (np.linalg.norm(G) or 1.0) for G in (net, th))
             vmax = max(np.abs(net).max(), np.abs(th).max()) or 1.0
-            plot_gram(net, ax_row[2 * j], title=f"network {tex}", annotate=False, vmax=vmax, colorbar=False)
-            plot_gram(th, ax_row[2 * j + 1], annotate=False, vmax=vmax, colorbar=False,
+            plot_gram(net, fig.add_subplot(grid[i, 2 * j]), title=f"network {tex}", annotate=False, vmax=vmax,
+                      colorbar=False)  # fmt: skip
+            plot_gram(th, fig.add_subplot(grid[i, 2 * j + 1]), annotate=False, vmax=vmax, colorbar=False,
                       title=f"UFM {label}\ndistance {r[f'{key}_theory']:.2f}")  # fmt: skip
-        ax_row[0].set_ylabel(f"UFM {label}: class")
-        ax = ax_row[-1]
+        fig.axes[-2 * len(pairs)].set_ylabel(f"UFM {label}")
+        span = ncols // 2
+        ax = fig.add_subplot(grid[2, i * span : (i + 1) * span])
         k = np.arange(1, len(r["sv_theory"]) + 1)
         ax.plot(k, r["sv_theory"], "-", color="C0", lw=1.6, label=rf"UFM, $\lambda$ = {r['lam_eff']:.2g}")
         if "sv" in r:
             ax.plot(k, r["sv"], "o", color="C3", ms=4, mfc="none", label="network")
-        ax.set(xlabel="mode", ylabel="singular value / largest", ylim=(-0.05, 1.08), title=r"modes of $WMD$")
+        ax.set(xlabel="mode", ylim=(-0.05, 1.08), title=f"modes of $WMD$, UFM {label}")
+        ax.set_ylabel("singular value / largest" if i == 0 else "")
         ax.legend(fontsize=7)
     return fig
 
