@@ -99,8 +99,10 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
 
 _KINDS = ("balanced", "step", "long-tailed")
 _OPTIMIZERS = ("lbfgs", "gd", "adam")
-# Relative tolerance under which two optimal class means count as the same point.
-_SAME_MEAN_RTOL = 1e-9
+# Distance, relative to the largest class mean, under which two optimal class means count as the
+# same point. The distances come from M^T M, whose cancellation limits them to about sqrt(eps)
+# ~ 1e-8 of that scale: a tighter tolerance splits classes that coincide exactly.
+_SAME_MEAN_RTOL = 1e-6
 # A mode whose singular value is within this fraction of s_thr is called "near the threshold".
 _NEAR = 0.05
 
@@ -591,10 +593,9 @@ def training_settings(**params: Any) -> dict[str, Any]:
 
 
 def _trained_modes(result: TrainResult) -> np.ndarray:
-    """Singular values of the trained ``W M D`` above 1e-4 of the largest (the surviving modes)."""
-    sv = metrics.wmd_singular_values(result.W, result.means, result.n)
-    top = sv.max() if sv.size else 0.0
-    return sv > 1e-4 * top if top > 0 else np.zeros_like(sv, dtype=bool)
+    """Surviving modes of a trained model: singular values of ``W M D`` above
+    :func:`nclab.metrics.alive_tolerance` (an absolute scale, so a model stuck at the origin has none)."""
+    return metrics.wmd_singular_values(result.W, result.means, result.n) > metrics.alive_tolerance(result.N)
 
 
 def _result_html(result: TrainResult) -> str:

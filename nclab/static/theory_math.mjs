@@ -16,9 +16,9 @@
 // Everything is plain arithmetic on K <= a few dozen numbers: well under a millisecond.
 
 export const KINDS = ["balanced", "step", "long-tailed"];
-// Relative distance under which two optimal class means count as the same point
-// (nclab.widgets._SAME_MEAN_RTOL).
-const SAME_MEAN_RTOL = 1e-9;
+// Distance, relative to the largest class mean, under which two optimal class means count as
+// the same point (nclab.widgets._SAME_MEAN_RTOL).
+const SAME_MEAN_RTOL = 1e-6;
 // A mode within this fraction of s_thr is "near the threshold" (nclab.widgets._NEAR).
 const NEAR = 0.05;
 
@@ -279,17 +279,33 @@ export function globalMinimizer(n, lamW, lamH, L = 1, bias = true) {
 
 // ------------------------------------------------------------------------------ what the explorer shows
 
-/** Python's format(value, f".{digits}g"). */
+/**
+ * Python's format(value, f".{digits}g"), ties rounded to even as Python does (1234.5 -> "1234"
+ * with 4 digits): the decimal digits come from toExponential(20), which is exact enough to see
+ * a tie of a double.
+ */
 export function fmtG(value, digits = 3) {
   if (value === 0) return Object.is(value, -0) ? "-0" : "0";
   if (!Number.isFinite(value)) return value > 0 ? "inf" : value < 0 ? "-inf" : "nan";
-  const [mantissa, expText] = value.toExponential(digits - 1).split("e");
-  const exp = Number(expText);
+  const [m, e] = Math.abs(value).toExponential(20).split("e");
+  const all = m.replace(".", "");
+  let keep = all.slice(0, digits);
+  const rest = all.slice(digits);
+  let exp = Number(e);
+  const odd = Number(keep[keep.length - 1]) % 2 === 1;
+  if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || odd))) {
+    const up = String(Number(keep) + 1);
+    if (up.length > keep.length) exp += 1;
+    keep = up.slice(0, digits);
+  }
+  const sign = value < 0 ? "-" : "";
   const strip = (t) => (t.includes(".") ? t.replace(/0+$/, "").replace(/\.$/, "") : t);
   if (exp < -4 || exp >= digits) {
-    return `${strip(mantissa)}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
+    const mantissa = strip(keep.length > 1 ? `${keep[0]}.${keep.slice(1)}` : keep);
+    return `${sign}${mantissa}e${exp < 0 ? "-" : "+"}${String(Math.abs(exp)).padStart(2, "0")}`;
   }
-  return strip(value.toFixed(Math.max(0, digits - 1 - exp)));
+  const fixed = exp >= 0 ? `${keep.slice(0, exp + 1)}.${keep.slice(exp + 1)}` : `0.${"0".repeat(-exp - 1)}${keep}`;
+  return sign + strip(fixed);
 }
 
 const fmtList = (values, digits = 3) => `[${values.map((v) => fmtG(v, digits)).join(", ")}]`;
