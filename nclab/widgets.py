@@ -105,6 +105,8 @@ _OPTIMIZERS = ("lbfgs", "gd", "adam")
 _SAME_MEAN_RTOL = 1e-6
 # A mode whose singular value is within this fraction of s_thr is called "near the threshold".
 _NEAR = 0.05
+# Font sizes of the static theory figure (points): at the book's width, about the body text.
+_TITLE_PT, _LEGEND_PT = 11, 9
 
 
 # ============================================================================ the theory explorer
@@ -302,9 +304,9 @@ def _draw_spectrum(ax, st: dict[str, Any]) -> None:
     idx = np.arange(1, len(st["s"]) + 1)
     ax.plot(idx, st["x"], "_", color="k", ms=14, mew=2, label=r"optimal $x_i$")
     top = max(float(np.max(st["s"])), float(st["threshold"]))
-    ax.set_ylim(-0.03 * top, 1.45 * top)
-    ax.set_title("spectrum of the target", fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper right", ncol=2)
+    ax.set_ylim(-0.03 * top, 1.1 * top)
+    ax.set_title("spectrum of the target", fontsize=_TITLE_PT)
+    ax.legend(fontsize=_LEGEND_PT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the data
 
 
 def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
@@ -315,14 +317,14 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     state : dict
         Output of :func:`explorer_state`.
     fig : matplotlib.figure.Figure, optional
-        Figure to draw into (cleared first); a new pyplot figure of size (8, 6.6) otherwise.
+        Figure to draw into (cleared first); a new pyplot figure of size (9, 7.6) otherwise.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     if fig is None:
-        fig = plt.figure(figsize=(8, 6.6), layout="constrained")
+        fig = plt.figure(figsize=(9, 7.6), layout="constrained")
     else:
         fig.clf()
     top, bottom = fig.subfigures(2, 1)  # independent layouts: the legend beside the plane stays up there
@@ -335,25 +337,25 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     geo = axes[0, 1]
     plot_geometry(state["mean_coords"].T, state["row_coords"], geo, counts=state["n"], title=title,
                   legend=p["K"] <= 8)  # fmt: skip
-    geo.title.set_fontsize(9)
+    geo.title.set_fontsize(_TITLE_PT)
     if geo.get_legend() is not None:  # beside the plane, not on it
         handles = geo.get_legend().legend_handles
-        geo.legend(handles=handles, fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        geo.legend(handles=handles, fontsize=_LEGEND_PT, loc="center left", bbox_to_anchor=(1.02, 0.5))
     grams = ((axes[1, 0], "W_gram", r"$W W^\top$ (classifier Gram)", "W = 0"),
              (axes[1, 1], "M_gram", r"$M^\top M$ (class-mean Gram)", "M = 0"))  # fmt: skip
     for ax, key, name, zero in grams:
         G = np.where(np.abs(state[key]) > 1e-12 * np.abs(state[key]).max(), state[key], 0.0)  # no "-0.00"
         unit, suffix = _unit(G)
         plot_gram(G / unit + 0.0, ax, title=name + suffix, annotate=p["K"] <= 6)
-        ax.title.set_fontsize(9)
+        ax.title.set_fontsize(_TITLE_PT)
         ax.set_xlabel("class")
         if state["n_active"] == 0:
             ax.text(0.5, 0.5, f"{zero}\n(every mode collapsed)", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=9, color="C3")  # fmt: skip
+                    fontsize=_TITLE_PT, color="C3")  # fmt: skip
     fig.suptitle(
         f"{p['kind']}, K={p['K']}, ratio={p['ratio']:.3g}, $\\lambda_W$={p['lam_W']:.2g}, $\\lambda_H$={p['lam_H']:.2g}, "
         f"L={p['L']}, {'bias' if p['bias'] else 'no bias'}: {state['n_active']} mode(s) survive",
-        fontsize=10,
+        fontsize=_TITLE_PT + 1,
     )
     return fig
 

@@ -21,18 +21,36 @@ export function svgEl(tag, attrs = {}, parent = null, text = null) {
   return e;
 }
 
-/** Set attributes that changed (unchanged ones are left alone: no style invalidation). */
+// What was last written to each element, kept beside it: comparing with it is cheaper than
+// reading the DOM, and unchanged values are not written again (no style invalidation).
+const written = new WeakMap();
+
+function memo(e) {
+  let m = written.get(e);
+  if (!m) written.set(e, (m = {}));
+  return m;
+}
+
+/** Set the attributes that changed. */
 export function setAttrs(e, attrs) {
-  for (const [k, v] of Object.entries(attrs)) {
-    const s = String(v);
-    if (e.getAttribute(k) !== s) e.setAttribute(k, s);
+  const m = memo(e);
+  for (const k in attrs) {
+    const s = String(attrs[k]);
+    if (m[k] !== s) {
+      e.setAttribute(k, s);
+      m[k] = s;
+    }
   }
 }
 
 /** Set the text of an element if it changed. */
 export function setText(e, text) {
+  const m = memo(e);
   const s = String(text);
-  if (e.textContent !== s) e.textContent = s;
+  if (m[" text"] !== s) {
+    e.textContent = s;
+    m[" text"] = s;
+  }
 }
 
 /** Show or hide an element. */
@@ -257,8 +275,9 @@ export function panel(parent, width, build) {
 
 /** Set an element's innerHTML only if it changed since the last call. */
 export function setHtml(e, html) {
-  if (e.nclabHtml !== html) {
+  const m = memo(e);
+  if (m[" html"] !== html) {
     e.innerHTML = html;
-    e.nclabHtml = html;
+    m[" html"] = html;
   }
 }

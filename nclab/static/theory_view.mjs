@@ -4,7 +4,7 @@
 //
 // The table and the figures are built once per shape (K and the width) and updated in place.
 import { esc, svgEl, setAttrs, setText, setHtml, show, linear, niceTicks, tickLabel, classColor, unitOf, frame, Heatmap, YTicks, panel } from "./svg.mjs";
-import { slider, select, checkbox, bind, timed, uniqueId, availableWidth } from "./ui.mjs";
+import { slider, select, checkbox, bind, timed, availableWidth, explorerShell } from "./ui.mjs";
 import { explorerState, fmtG, KINDS } from "./theory_math.mjs";
 
 const PARAMS = ["kind", "K", "n_max", "ratio", "lam_W", "lam_H", "L", "bias"];
@@ -29,7 +29,7 @@ function makeControls(model, id) {
 /** A number on the page: shown rounded, with its exact value in data-value (read by tests). */
 function setNumber(span, value, digits) {
   setText(span, fmtG(value, digits));
-  span.dataset.value = String(value);
+  setAttrs(span, { "data-value": value });
 }
 
 function numberSpan(key, mode = null) {
@@ -252,33 +252,18 @@ class Figures {
 }
 
 function render({ model, el }) {
-  const id = uniqueId("nclab-theory");
-  const root = document.createElement("div");
-  root.className = "nclab-explorer nclab-theory";
-  root.id = id;
-  const controls = makeControls(model, id);
-  const form = document.createElement("form");
-  form.className = "nclab-controls";
-  form.setAttribute("aria-label", "settings of the theory explorer");
-  form.addEventListener("submit", (e) => e.preventDefault());
-  controls.forEach((c) => form.append(c.row));
-  const summary = document.createElement("div");
-  summary.className = "nclab-summary";
-  summary.setAttribute("aria-live", "polite");
+  const { root, controls, summary } = explorerShell("theory", "settings of the theory explorer", (id) => makeControls(model, id));
   const readout = new Readout(summary);
   const messages = document.createElement("ul");
   summary.append(messages);
   const error = document.createElement("p");
   error.className = "nclab-error";
   summary.append(error);
-  const top = document.createElement("div");
-  top.className = "nclab-top";
-  top.append(form, summary);
   const tableWrap = document.createElement("div");
   tableWrap.className = "nclab-table-wrap";
   const figureWrap = document.createElement("div");
   figureWrap.className = "nclab-figures";
-  root.append(top, tableWrap, figureWrap);
+  root.append(tableWrap, figureWrap);
   el.append(root);
 
   const byName = Object.fromEntries(controls.map((c) => [c.name, c]));

@@ -2,7 +2,7 @@
 // (nclab.widgets.training_runs, stored in the widget state) and compare each with the closed
 // form, which is recomputed here (theory_math.mjs). No kernel needed.
 import { setText, setHtml, unitOf, Heatmap, LogLines, panel } from "./svg.mjs";
-import { slider, select, checkbox, bind, timed, uniqueId, availableWidth } from "./ui.mjs";
+import { slider, select, checkbox, bind, timed, availableWidth, explorerShell } from "./ui.mjs";
 import { globalMinimizer, fmtG } from "./theory_math.mjs";
 
 const AXES = ["ratio", "lam", "L", "bias", "init"];
@@ -81,22 +81,7 @@ class Figures {
 function render({ model, el }) {
   const data = model.get("runs");
   const byKey = new Map(data.runs.map((r) => [key(r), r]));
-  const id = uniqueId("nclab-training");
-  const root = document.createElement("div");
-  root.className = "nclab-explorer nclab-training";
-  root.id = id;
-  const controls = makeControls(model, data.axes, id);
-  const form = document.createElement("form");
-  form.className = "nclab-controls";
-  form.setAttribute("aria-label", "settings of the training view");
-  form.addEventListener("submit", (e) => e.preventDefault());
-  controls.forEach((c) => form.append(c.row));
-  const summary = document.createElement("div");
-  summary.className = "nclab-summary";
-  summary.setAttribute("aria-live", "polite");
-  const top = document.createElement("div");
-  top.className = "nclab-top";
-  top.append(form, summary);
+  const { root, controls, summary } = explorerShell("training", "settings of the training view", (id) => makeControls(model, data.axes, id));
   const note = document.createElement("p");
   const p = data.profile;
   note.textContent = `${data.runs.length} runs of nclab.train (L-BFGS, features as free parameters), ${p.kind} profile, ` +
@@ -105,7 +90,7 @@ function render({ model, el }) {
   note.append(initNote);
   const figureWrap = document.createElement("div");
   figureWrap.className = "nclab-figures";
-  root.append(top, note, figureWrap);
+  root.append(note, figureWrap);
   el.append(root);
 
   let current = null;

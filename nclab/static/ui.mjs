@@ -137,3 +137,29 @@ export function availableWidth(el, fallback = 380) {
   const w = el.getBoundingClientRect().width;
   return w > 0 ? w : fallback;
 }
+
+/**
+ * The frame of an explorer: a root <div class="nclab-explorer nclab-{kind}"> whose first row
+ * holds the controls (a <form>, built by makeControls(idPrefix)) beside a live summary <div>.
+ * Returns {root, controls, summary}; the caller appends the rest to root.
+ */
+export function explorerShell(kind, label, makeControls) {
+  const id = uniqueId(`nclab-${kind}`);
+  const root = document.createElement("div");
+  root.className = `nclab-explorer nclab-${kind}`;
+  root.id = id;
+  const controls = makeControls(id);
+  const form = document.createElement("form");
+  form.className = "nclab-controls";
+  form.setAttribute("aria-label", label);
+  form.addEventListener("submit", (e) => e.preventDefault());
+  controls.forEach((c) => form.append(c.row));
+  const summary = document.createElement("div");
+  summary.className = "nclab-summary";
+  summary.setAttribute("aria-live", "polite");
+  const top = document.createElement("div");
+  top.className = "nclab-top";
+  top.append(form, summary);
+  root.append(top);
+  return { root, controls, summary };
+}
