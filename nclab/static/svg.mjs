@@ -1,8 +1,8 @@
 // SVG figures shared by the explorers, with no library.
 //
-// Each figure is built once for its shape (number of classes, width) and then updated in
-// place: a slider move only rewrites attributes and texts, which costs far less than parsing
-// and laying out new elements (benchmarks/explorer_frame.py). Figures are drawn at their real
+// Each figure is built once for its width and then updated in place: a slider move only
+// rewrites attributes and texts (elements for more classes are added to pools and kept), which
+// costs far less than parsing and laying out new elements (benchmarks/explorer_frame.py). Figures are drawn at their real
 // pixel size (no viewBox scaling), so their text stays at the page's body size (1em).
 
 const NS = "http://www.w3.org/2000/svg";
@@ -107,11 +107,6 @@ export function unitOf(...mats) {
   return { unit: 10 ** exp, label: `unit 1e${exp}` };
 }
 
-/** A pool of `size` elements made by `make`, for a varying number of ticks or labels. */
-function pool(size, make) {
-  return Array.from({ length: size }, make);
-}
-
 /** The outer <svg> of a figure, with a title line. */
 export function frame(width, height, title, parent) {
   const svg = svgEl("svg", { class: "nclab-svg", width, height, role: "img", "aria-label": title }, parent);
@@ -119,67 +114,88 @@ export function frame(width, height, title, parent) {
   return { svg, titleEl };
 }
 
+/** The first `n` items of `items`, made with `make()` where there are fewer (pools grow, never shrink). */
+export function grow(items, n, make) {
+  while (items.length < n) items.push(make());
+  return items;
+}
+
 /**
  * A K x K heat map with class numbers on both axes, on a symmetric scale [-vmax, vmax]. The
  * values are written in the cells when a cell is wide enough for body-size text; every cell
- * has a tooltip.
+ * has a tooltip. The cells are a pool: a new K moves and shows them, it does not rebuild.
  */
 export class Heatmap {
-  constructor(K, width, title, parent) {
+  constructor(width, title, parent) {
     const [left, top] = [30, 52];
     const side = Math.max(60, Math.min(width - left - 8, 360));
-    const cell = side / K;
-    this.K = K;
+    Object.assign(this, { left, top, side, K: 0, cells: [], xlabels: [], ylabels: [] });
     const { svg, titleEl } = frame(left + side + 8, top + side + 40, title, parent);
     setAttrs(titleEl, { x: left + side / 2 });
     this.svg = svg;
     this.subtitle = svgEl("text", { class: "nclab-note", x: left + side / 2, y: 40, "text-anchor": "middle" }, svg);
-    this.rects = [];
-    this.tips = [];
-    this.texts = [];
-    const annotate = cell >= 46;
-    for (let r = 0; r < K; r++) {
-      for (let c = 0; c < K; c++) {
-        const x = left + c * cell;
-        const y = top + r * cell;
-        const rect = svgEl("rect", { x: x.toFixed(1), y: y.toFixed(1), width: (cell + 0.5).toFixed(1), height: (cell + 0.5).toFixed(1) }, svg);
-        this.rects.push(rect);
-        this.tips.push(svgEl("title", {}, rect));
-        if (annotate) {
-          this.texts.push(svgEl("text", { class: "nclab-cell", x: (x + cell / 2).toFixed(1), y: (y + cell / 2).toFixed(1),
-            "text-anchor": "middle", "dominant-baseline": "central" }, svg));
-        }
-      }
-    }
-    const every = K > 8 ? 2 : 1;
-    for (let k = 0; k < K; k += every) {
-      svgEl("text", { x: (left + (k + 0.5) * cell).toFixed(1), y: top + side + 18, "text-anchor": "middle" }, svg, String(k + 1));
-      svgEl("text", { x: left - 6, y: (top + (k + 0.5) * cell).toFixed(1), "text-anchor": "end", "dominant-baseline": "central" }, svg, String(k + 1));
-    }
+    this.grid = svgEl("g", {}, svg);
+    this.axes = svgEl("g", {}, svg);
     svgEl("text", { class: "nclab-note", x: left + side / 2, y: top + side + 36, "text-anchor": "middle" }, svg, "class");
     svgEl("rect", { x: left, y: top, width: side, height: side, fill: "none", stroke: "#888" }, svg);
     this.empty = svgEl("text", { class: "nclab-warn", x: left + side / 2, y: top + side / 2, "text-anchor": "middle",
       "dominant-baseline": "central" }, svg);
   }
 
+  /** Place K x K cells and the axis labels (only when K changes). */
+  layout(K) {
+    const { left, top, side } = this;
+    const cell = side / K;
+    this.annotate = cell >= 46;
+    grow(this.cells, K * K, () => {
+      const rect = svgEl("rect", {}, this.grid);
+      const text = svgEl("text", { class: "nclab-cell", "text-anchor": "middle", "dominant-baseline": "central" }, this.grid);
+      return { rect, tip: svgEl("title", {}, rect), text };
+    });
+    this.cells.forEach((c, i) => {
+      const on = i < K * K;
+      show(c.rect, on);
+      show(c.text, on && this.annotate);
+      if (!on) return;
+      const [x, y] = [left + (i % K) * cell, top + Math.floor(i / K) * cell];
+      setAttrs(c.rect, { x: x.toFixed(1), y: y.toFixed(1), width: (cell + 0.5).toFixed(1), height: (cell + 0.5).toFixed(1) });
+      setAttrs(c.text, { x: (x + cell / 2).toFixed(1), y: (y + cell / 2).toFixed(1) });
+    });
+    const every = K > 8 ? 2 : 1;
+    grow(this.xlabels, K, () => svgEl("text", { y: top + side + 18, "text-anchor": "middle" }, this.axes));
+    grow(this.ylabels, K, () => svgEl("text", { x: left - 6, "text-anchor": "end", "dominant-baseline": "central" }, this.axes));
+    this.xlabels.forEach((t, k) => {
+      const on = k < K && k % every === 0;
+      show(t, on);
+      show(this.ylabels[k], on);
+      if (!on) return;
+      setAttrs(t, { x: (left + (k + 0.5) * cell).toFixed(1) });
+      setAttrs(this.ylabels[k], { y: (top + (k + 0.5) * cell).toFixed(1) });
+      setText(t, k + 1);
+      setText(this.ylabels[k], k + 1);
+    });
+    this.K = K;
+  }
+
   /** Show G (K x K); `unit` divides the written values; `subtitle` and `emptyNote` are texts. */
   update(G, { vmax = null, unit = 1, subtitle = "", emptyNote = "" } = {}) {
+    const K = G.length;
+    if (K !== this.K) this.layout(K);
     let scale = vmax;
     if (scale === null) {
       scale = 0;
       for (const row of G) for (const v of row) scale = Math.max(scale, Math.abs(v));
     }
-    for (let r = 0; r < this.K; r++) {
-      for (let c = 0; c < this.K; c++) {
-        const i = r * this.K + c;
-        const v = G[r][c];
-        const shown = Math.abs(v) < 1e-12 * (scale || 1) ? 0 : v / unit;
-        setAttrs(this.rects[i], { fill: scale > 0 ? diverging(v / scale) : diverging(0) });
-        setText(this.tips[i], `(${r + 1}, ${c + 1}): ${shown.toPrecision(4)}`);
-        if (this.texts.length) {
-          setText(this.texts[i], shown.toFixed(2));
-          setAttrs(this.texts[i], { style: `fill:${scale > 0 && Math.abs(v / scale) > 0.55 ? "#fff" : "#111"}` });
-        }
+    for (let i = 0; i < K * K; i++) {
+      const [r, c] = [Math.floor(i / K), i % K];
+      const v = G[r][c];
+      const shown = Math.abs(v) < 1e-12 * (scale || 1) ? 0 : v / unit;
+      const cell = this.cells[i];
+      setAttrs(cell.rect, { fill: scale > 0 ? diverging(v / scale) : diverging(0) });
+      setText(cell.tip, `(${r + 1}, ${c + 1}): ${shown.toPrecision(4)}`);
+      if (this.annotate) {
+        setText(cell.text, shown.toFixed(2));
+        setAttrs(cell.text, { style: `fill:${scale > 0 && Math.abs(v / scale) > 0.55 ? "#fff" : "#111"}` });
       }
     }
     setText(this.subtitle, subtitle);
@@ -193,8 +209,8 @@ export class YTicks {
   constructor(svg, left, right, size = 12) {
     this.left = left;
     this.right = right;
-    this.lines = pool(size, () => svgEl("line", { x1: left, x2: right, stroke: "#ddd" }, svg));
-    this.labels = pool(size, () => svgEl("text", { x: left - 6, "text-anchor": "end", "dominant-baseline": "central" }, svg));
+    this.lines = grow([], size, () => svgEl("line", { x1: left, x2: right, stroke: "#ddd" }, svg));
+    this.labels = grow([], size, () => svgEl("text", { x: left - 6, "text-anchor": "end", "dominant-baseline": "central" }, svg));
   }
 
   /** values: tick positions in data units, Y: data -> pixel, label: value -> text. */
@@ -222,7 +238,7 @@ export class LogLines {
     const { svg } = frame(width, height, title, parent);
     this.svg = svg;
     this.yticks = new YTicks(svg, this.left, width - this.right);
-    this.xlabels = pool(8, () => svgEl("text", { y: height - this.bottom + 20, "text-anchor": "middle" }, svg));
+    this.xlabels = grow([], 8, () => svgEl("text", { y: height - this.bottom + 20, "text-anchor": "middle" }, svg));
     svgEl("text", { class: "nclab-note", x: (this.left + width - this.right) / 2, y: height - 6, "text-anchor": "middle" }, svg, xLabel);
     svgEl("rect", { x: this.left, y: this.top, width: width - this.left - this.right, height: height - this.top - this.bottom,
       fill: "none", stroke: "#888" }, svg);

@@ -2,8 +2,9 @@
 // recomputed in the browser (theory_math.mjs) on every slider move. The same module runs in
 // JupyterLab/Colab (anywidget) and in the static book (the embedded widget state).
 //
-// The table and the figures are built once per shape (K and the width) and updated in place.
-import { esc, svgEl, setAttrs, setText, setHtml, show, linear, niceTicks, tickLabel, classColor, unitOf, frame, Heatmap, YTicks, panel } from "./svg.mjs";
+// The table and the figures are built once (the figures again when the width changes) and
+// updated in place; elements for more classes join pools and are hidden when K drops.
+import { esc, svgEl, setAttrs, setText, setHtml, show, grow, linear, niceTicks, tickLabel, classColor, unitOf, frame, Heatmap, YTicks, panel } from "./svg.mjs";
 import { slider, select, checkbox, bind, timed, availableWidth, explorerShell } from "./ui.mjs";
 import { explorerState, fmtG, KINDS } from "./theory_math.mjs";
 
@@ -64,9 +65,9 @@ class Readout {
   }
 }
 
-/** The per-mode table. */
+/** The per-mode table; rows are a pool (a new K shows or hides them). */
 class ModeTable {
-  constructor(K, parent) {
+  constructor(parent) {
     const table = document.createElement("table");
     table.className = "nclab-modes";
     table.innerHTML =
@@ -74,25 +75,30 @@ class ModeTable {
       "and the strength c at which the mode dies</caption><thead><tr><th scope=\"col\">mode</th>" +
       "<th scope=\"col\">s<sub>i</sub></th><th scope=\"col\">x<sub>i</sub></th><th scope=\"col\">survives</th>" +
       "<th scope=\"col\">dies at c</th></tr></thead>";
-    const body = document.createElement("tbody");
-    this.rows = Array.from({ length: K }, (_, i) => {
-      const tr = document.createElement("tr");
-      const cells = { s: numberSpan("s", i), x: numberSpan("x", i), active: numberSpan("active", i), critical_c: numberSpan("critical_c", i) };
-      const tds = [String(i + 1), cells.s, cells.x, cells.active, cells.critical_c].map((c) => {
-        const td = document.createElement("td");
-        td.append(c);
-        return td;
-      });
-      tr.append(...tds);
-      body.append(tr);
-      return cells;
-    });
-    table.append(body);
+    this.body = document.createElement("tbody");
+    table.append(this.body);
     parent.append(table);
+    this.rows = [];
+  }
+
+  row(i) {
+    const tr = document.createElement("tr");
+    const cells = { tr, s: numberSpan("s", i), x: numberSpan("x", i), active: numberSpan("active", i), critical_c: numberSpan("critical_c", i) };
+    for (const c of [String(i + 1), cells.s, cells.x, cells.active, cells.critical_c]) {
+      const td = document.createElement("td");
+      td.append(c);
+      tr.append(td);
+    }
+    this.body.append(tr);
+    return cells;
   }
 
   update(st) {
+    const K = st.s.length;
+    grow(this.rows, K, () => this.row(this.rows.length));
     this.rows.forEach((r, i) => {
+      if (r.hidden !== i >= K) r.tr.hidden = r.hidden = i >= K;
+      if (i >= K) return;
       setNumber(r.s, st.s[i], 4);
       setNumber(r.x, st.x[i], 4);
       setText(r.active, st.active[i] ? "yes" : "no");
@@ -103,76 +109,100 @@ class ModeTable {
 
 /** Singular values of the target, the threshold, the optimal x_i and the interlacing bounds. */
 class Spectrum {
-  constructor(K, width, parent) {
-    Object.assign(this, { K, width, left: 50, right: 12, top: 30, bottom: 46, height: 270 });
+  constructor(width, parent) {
+    Object.assign(this, { width, left: 50, right: 12, top: 30, bottom: 46, height: 270, K: 0, marks: [], xlabels: [] });
     const { svg, titleEl } = frame(width, this.height, "spectrum of the target", parent);
-    this.titleEl = titleEl;
     const { left, right, top, bottom, height } = this;
-    this.band = (width - left - right) / K;
-    this.X = (i) => left + (i + 0.5) * this.band;
+    this.svg = svg;
+    this.titleEl = titleEl;
     this.yticks = new YTicks(svg, left, width - right);
-    this.bounds = Array.from({ length: K }, (_, i) => svgEl("rect", { x: this.X(i) - this.band / 4, width: this.band / 2, fill: "#d9d9d9" }, svg));
+    this.layer = svgEl("g", {}, svg); // bounds, then the marks above them
     this.thr = svgEl("line", { x1: left, x2: width - right, stroke: RED, "stroke-width": 2, "stroke-dasharray": "7 4" }, svg);
     this.thrLabel = svgEl("text", { class: "nclab-thr", x: width - right - 4, "text-anchor": "end" }, svg, "s_thr");
-    const w = Math.min(12, this.band / 2.5);
-    this.marks = Array.from({ length: K }, (_, i) => {
-      const dot = svgEl("circle", { cx: this.X(i), r: 6.5, stroke: BLUE, "stroke-width": 2.2 }, svg);
-      const x = svgEl("line", { x1: this.X(i) - w, x2: this.X(i) + w, stroke: "#111", "stroke-width": 3.5 }, svg);
-      return { dot, dotTip: svgEl("title", {}, dot), x, xTip: svgEl("title", {}, x) };
-    });
-    const every = this.band < 26 ? 2 : 1;
-    for (let i = 0; i < K; i += every) svgEl("text", { x: this.X(i), y: height - bottom + 20, "text-anchor": "middle" }, svg, String(i + 1));
+    this.dots = svgEl("g", {}, svg);
     svgEl("text", { class: "nclab-note", x: (left + width - right) / 2, y: height - 6, "text-anchor": "middle" }, svg, "mode i");
     svgEl("rect", { x: left, y: top, width: width - left - right, height: height - top - bottom, fill: "none", stroke: "#888" }, svg);
   }
 
+  /** Place the marks of K modes (only when K changes). */
+  layout(K) {
+    const band = (this.width - this.left - this.right) / K;
+    const X = (i) => this.left + (i + 0.5) * band;
+    const w = Math.min(12, band / 2.5);
+    grow(this.marks, K, () => {
+      const bound = svgEl("rect", { fill: "#d9d9d9" }, this.layer);
+      const dot = svgEl("circle", { r: 6.5, stroke: BLUE, "stroke-width": 2.2 }, this.dots);
+      const x = svgEl("line", { stroke: "#111", "stroke-width": 3.5 }, this.dots);
+      const label = svgEl("text", { y: this.height - this.bottom + 20, "text-anchor": "middle" }, this.svg);
+      return { bound, dot, dotTip: svgEl("title", {}, dot), x, xTip: svgEl("title", {}, x), label };
+    });
+    const every = band < 26 ? 2 : 1;
+    this.marks.forEach((m, i) => {
+      const on = i < K;
+      for (const e of [m.bound, m.dot, m.x]) show(e, on);
+      show(m.label, on && i % every === 0);
+      if (!on) return;
+      setAttrs(m.bound, { x: (X(i) - band / 4).toFixed(1), width: (band / 2).toFixed(1) });
+      setAttrs(m.dot, { cx: X(i).toFixed(1) });
+      setAttrs(m.x, { x1: (X(i) - w).toFixed(1), x2: (X(i) + w).toFixed(1) });
+      setAttrs(m.label, { x: X(i).toFixed(1) });
+      setText(m.label, i + 1);
+    });
+    this.K = K;
+  }
+
   update(st) {
+    const K = st.s.length;
+    if (K !== this.K) this.layout(K);
     setText(this.titleEl, st.params.bias ? "spectrum of Ŷ (with bias)" : "spectrum of D (no bias)");
-    const ymax = 1.12 * Math.max(st.s[0], st.threshold) || 1;
+    const ymax = 1.12 * Math.max(st.s[0], st.threshold, st.upper ? st.upper[0] : 0) || 1;
     const Y = linear(0, ymax, this.height - this.bottom, this.top);
     this.yticks.update(niceTicks(0, ymax, 4), Y, tickLabel);
-    this.bounds.forEach((rect, i) => {
-      const on = Boolean(st.lower) && st.upper[i] > 0;
-      show(rect, on);
-      if (on) setAttrs(rect, { y: Y(st.upper[i]).toFixed(1), height: Math.max(Y(st.lower[i]) - Y(st.upper[i]), 1).toFixed(1) });
-    });
     const yt = Y(st.threshold).toFixed(1);
     setAttrs(this.thr, { y1: yt, y2: yt });
     setAttrs(this.thrLabel, { y: (Y(st.threshold) - 6).toFixed(1) });
-    this.marks.forEach((m, i) => {
+    for (let i = 0; i < K; i++) {
+      const m = this.marks[i];
+      const bounded = Boolean(st.lower) && st.upper[i] > 0;
+      show(m.bound, bounded);
+      if (bounded) setAttrs(m.bound, { y: Y(st.upper[i]).toFixed(1), height: Math.max(Y(st.lower[i]) - Y(st.upper[i]), 1).toFixed(1) });
       setAttrs(m.dot, { cy: Y(st.s[i]).toFixed(1), fill: st.active[i] ? BLUE : "#fff" });
       setText(m.dotTip, `s_${i + 1} = ${fmtG(st.s[i], 4)}`);
       setAttrs(m.x, { y1: Y(st.x[i]).toFixed(1), y2: Y(st.x[i]).toFixed(1) });
       setText(m.xTip, `x_${i + 1} = ${fmtG(st.x[i], 4)}`);
-    });
+    }
   }
 }
 
 /** Class means (solid) and classifier rows (dashed, rescaled) in the plane of modes 1 and 2. */
 class Geometry {
-  constructor(K, width, parent) {
+  constructor(width, parent) {
     const side = Math.max(200, Math.min(width, 360));
-    Object.assign(this, { K, side, top: 52, pad: 16 });
+    Object.assign(this, { side, top: 52, pad: 16, items: [], labels: [] });
     const { svg } = frame(side, this.top + side - 2 * this.pad + 8, "means and classifier rows", parent);
+    this.svg = svg;
     svgEl("text", { class: "nclab-note", x: side / 2, y: 40, "text-anchor": "middle" }, svg, "plane of modes 1 and 2");
-    const mid = this.top + side / 2 - this.pad;
-    svgEl("line", { x1: this.pad, x2: side - this.pad, y1: mid, y2: mid, stroke: "#ccc" }, svg);
+    this.mid = this.top + side / 2 - this.pad;
+    svgEl("line", { x1: this.pad, x2: side - this.pad, y1: this.mid, y2: this.mid, stroke: "#ccc" }, svg);
     svgEl("line", { x1: side / 2, x2: side / 2, y1: this.top, y2: this.top + side - 2 * this.pad, stroke: "#ccc" }, svg);
-    const o = { x1: side / 2, y1: mid };
-    this.items = Array.from({ length: K }, (_, k) => {
-      const c = classColor(k);
-      const row = svgEl("line", { ...o, stroke: c, "stroke-width": 2, "stroke-dasharray": "6 4" }, svg);
-      const rowEnd = svgEl("circle", { r: 5, fill: "#fff", stroke: c, "stroke-width": 2 }, svg);
-      const mean = svgEl("line", { ...o, stroke: c, "stroke-width": 3 }, svg);
-      const meanEnd = svgEl("circle", { r: 5.5, fill: c }, svg);
-      return { row, rowEnd, mean, meanEnd, tip: svgEl("title", {}, meanEnd) };
-    });
-    this.labels = Array.from({ length: K }, () => svgEl("text", { class: "nclab-label", "text-anchor": "middle", "dominant-baseline": "central" }, svg));
-    this.zero = svgEl("text", { class: "nclab-warn", x: side / 2, y: mid - 30, "text-anchor": "middle" }, svg, "every class mean is 0");
+    this.arrows = svgEl("g", {}, svg);
+    this.text = svgEl("g", {}, svg);
+    this.zero = svgEl("text", { class: "nclab-warn", x: side / 2, y: this.mid - 30, "text-anchor": "middle" }, svg, "every class mean is 0");
+  }
+
+  item(k) {
+    const c = classColor(k);
+    const o = { x1: this.side / 2, y1: this.mid };
+    const row = svgEl("line", { ...o, stroke: c, "stroke-width": 2, "stroke-dasharray": "6 4" }, this.arrows);
+    const rowEnd = svgEl("circle", { r: 5, fill: "#fff", stroke: c, "stroke-width": 2 }, this.arrows);
+    const mean = svgEl("line", { ...o, stroke: c, "stroke-width": 3 }, this.arrows);
+    const meanEnd = svgEl("circle", { r: 5.5, fill: c }, this.arrows);
+    return { row, rowEnd, mean, meanEnd, tip: svgEl("title", {}, meanEnd) };
   }
 
   /** Returns the factor applied to the classifier rows. */
   update(st) {
+    const K = st.n.length;
     const pt = (coords) => [coords[0] || 0, coords[1] || 0];
     const means = st.mean_coords.map(pt);
     const rows = st.row_coords.map(pt);
@@ -183,7 +213,10 @@ class Geometry {
     const R = 1.18 * Math.max(mMax, rMax * factor) || 1;
     const S = linear(-R, R, this.pad, this.side - this.pad);
     const T = linear(-R, R, this.top + this.side - 2 * this.pad, this.top);
+    grow(this.items, K, () => this.item(this.items.length));
     this.items.forEach((it, k) => {
+      for (const e of [it.row, it.rowEnd, it.mean, it.meanEnd]) show(e, k < K);
+      if (k >= K) return;
       const [rx, ry] = [S(rows[k][0] * factor).toFixed(1), T(rows[k][1] * factor).toFixed(1)];
       const [mx, my] = [S(means[k][0]).toFixed(1), T(means[k][1]).toFixed(1)];
       setAttrs(it.row, { x2: rx, y2: ry });
@@ -199,6 +232,7 @@ class Geometry {
       groups.set(key, [...(groups.get(key) || []), k]);
     });
     const labelled = [...groups.values()];
+    grow(this.labels, labelled.length, () => svgEl("text", { class: "nclab-label", "text-anchor": "middle", "dominant-baseline": "central" }, this.text));
     this.labels.forEach((text, j) => {
       show(text, j < labelled.length);
       if (j >= labelled.length) return;
@@ -214,25 +248,20 @@ class Geometry {
   }
 }
 
-/** The four panels, for one shape (K, panel width). */
+/** The four panels, for one panel width. */
 class Figures {
-  constructor(K, width, parent) {
+  static panelWidth(width) {
     const gap = 24;
-    const pw = Math.floor(Math.min(400, width >= 2 * 300 + gap ? (width - gap) / 2 : width));
-    this.key = `${K}|${pw}`;
-    this.K = K;
-    this.spectrum = panel(parent, pw, (fig) => new Spectrum(K, pw, fig));
-    this.geometry = panel(parent, pw, (fig) => new Geometry(K, pw, fig));
-    this.W = panel(parent, pw, (fig) => new Heatmap(K, pw, "W Wᵀ (classifier Gram)", fig));
-    this.M = panel(parent, pw, (fig) => new Heatmap(K, pw, "Mᵀ M (class-mean Gram)", fig));
-    const hover = K > 6 ? " (hover a cell for its value)" : "";
-    this.W.caption.textContent = `the classifier rows' inner products${hover}`;
-    this.M.caption.textContent = `the class means' inner products${hover}`;
+    return Math.floor(Math.min(400, width >= 2 * 300 + gap ? (width - gap) / 2 : width));
   }
 
-  static keyFor(K, width) {
-    const gap = 24;
-    return `${K}|${Math.floor(Math.min(400, width >= 2 * 300 + gap ? (width - gap) / 2 : width))}`;
+  constructor(width, parent) {
+    const pw = Figures.panelWidth(width);
+    this.pw = pw;
+    this.spectrum = panel(parent, pw, (fig) => new Spectrum(pw, fig));
+    this.geometry = panel(parent, pw, (fig) => new Geometry(pw, fig));
+    this.W = panel(parent, pw, (fig) => new Heatmap(pw, "W Wᵀ (classifier Gram)", fig));
+    this.M = panel(parent, pw, (fig) => new Heatmap(pw, "Mᵀ M (class-mean Gram)", fig));
   }
 
   update(st) {
@@ -244,10 +273,13 @@ class Figures {
     const coincide = st.coinciding.length ? ` Classes ${st.coinciding.map((g) => g.join(" = ")).join("; ")} coincide.` : "";
     setText(this.geometry.caption, `solid: class means (●); dashed: classifier rows (○)${factor !== 1 ? `, scaled ×${fmtG(factor, 3)}` : ""}.${coincide}`);
     const none = st.n_active === 0;
+    const hover = st.n.length > 6 ? " (hover a cell for its value)" : "";
     const wu = unitOf(st.W_gram);
     const mu = unitOf(st.M_gram);
     this.W.item.update(st.W_gram, { unit: wu.unit, subtitle: wu.label, emptyNote: none ? "W = 0: every mode collapsed" : "" });
     this.M.item.update(st.M_gram, { unit: mu.unit, subtitle: mu.label, emptyNote: none ? "M = 0: every mode collapsed" : "" });
+    setText(this.W.caption, `the classifier rows' inner products${hover}`);
+    setText(this.M.caption, `the class means' inner products${hover}`);
   }
 }
 
@@ -267,19 +299,14 @@ function render({ model, el }) {
   el.append(root);
 
   const byName = Object.fromEntries(controls.map((c) => [c.name, c]));
+  const table = new ModeTable(tableWrap);
   let state = null;
-  let table = null;
   let figures = null;
   const draw = () => {
-    const K = state.n.length;
-    if (!table || table.rows.length !== K) {
-      tableWrap.replaceChildren();
-      table = new ModeTable(K, tableWrap);
-    }
     const width = availableWidth(root);
-    if (!figures || figures.key !== Figures.keyFor(K, width)) {
+    if (!figures || figures.pw !== Figures.panelWidth(width)) {
       figureWrap.replaceChildren();
-      figures = new Figures(K, width, figureWrap);
+      figures = new Figures(width, figureWrap);
     }
     readout.update(state);
     table.update(state);
@@ -306,7 +333,7 @@ function render({ model, el }) {
   bind(model, controls, update);
   update();
   const observer = new ResizeObserver(() => {
-    if (state && figures && figures.key !== Figures.keyFor(state.n.length, availableWidth(root))) draw();
+    if (state && figures && figures.pw !== Figures.panelWidth(availableWidth(root))) draw();
   });
   observer.observe(root);
   return () => observer.disconnect();

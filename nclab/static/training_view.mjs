@@ -41,23 +41,23 @@ function summaryHtml(run, theory, d) {
   );
 }
 
-/** The history chart and the four Gram heat maps, for one shape (K, width). */
+/** The history chart and the four Gram heat maps, for one width. */
 class Figures {
   static layout(width) {
     const gap = 24;
     return { full: Math.floor(Math.min(width, 624)), pw: Math.floor(Math.min(300, width >= 2 * 200 + gap ? (width - gap) / 2 : width)) };
   }
 
-  constructor(K, width, parent) {
+  constructor(width, parent) {
     const { full, pw } = Figures.layout(width);
-    this.key = `${K}|${full}|${pw}`;
+    this.key = `${full}|${pw}`;
     this.history = panel(parent, full, (fig) => new LogLines([{ color: "#1f77b4" }, { color: "#ff7f0e", dash: "7 4" }],
       { width: full, title: "training history", xLabel: "L-BFGS iteration" }, fig));
     this.history.caption.innerHTML = `<span style="color:#1f77b4">—</span> relative gap |f − f*| / f*, ` +
       `<span style="color:#ff7f0e">- -</span> NC1 (within-class variability); values below 1e-16 drawn at 1e-16`;
     this.maps = ["W Wᵀ", "Mᵀ M"].map((name) => ({
-      trained: panel(parent, pw, (fig) => new Heatmap(K, pw, `trained ${name}`, fig)),
-      theory: panel(parent, pw, (fig) => new Heatmap(K, pw, `theory ${name}`, fig)),
+      trained: panel(parent, pw, (fig) => new Heatmap(pw, `trained ${name}`, fig)),
+      theory: panel(parent, pw, (fig) => new Heatmap(pw, `theory ${name}`, fig)),
     }));
     this.maps.forEach((m) => setText(m.theory.caption, "closed form at the same setting"));
   }
@@ -97,13 +97,12 @@ function render({ model, el }) {
   let figures = null;
   const shapeKey = () => {
     const { full, pw } = Figures.layout(availableWidth(root));
-    return `${current.run.n.length}|${full}|${pw}`;
+    return `${full}|${pw}`;
   };
   const draw = () => {
-    const K = current.run.n.length;
     if (!figures || figures.key !== shapeKey()) {
       figureWrap.replaceChildren();
-      figures = new Figures(K, availableWidth(root), figureWrap);
+      figures = new Figures(availableWidth(root), figureWrap);
     }
     figures.update(current.run, current.theory);
   };
