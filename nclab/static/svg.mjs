@@ -123,54 +123,58 @@ export function grow(items, n, make) {
 /**
  * A K x K heat map with class numbers on both axes, on a symmetric scale [-vmax, vmax]. The
  * values are written in the cells when a cell is wide enough for body-size text; every cell
- * has a tooltip. The cells are a pool: a new K moves and shows them, it does not rebuild.
+ * has a tooltip. Cell (r, c) sits at (c, r) in a group scaled by the cell size, so a new K
+ * changes one transform and shows or hides cells; nothing is rebuilt.
  */
 export class Heatmap {
   constructor(width, title, parent) {
     const [left, top] = [30, 52];
     const side = Math.max(60, Math.min(width - left - 8, 360));
-    Object.assign(this, { left, top, side, K: 0, cells: [], xlabels: [], ylabels: [] });
+    Object.assign(this, { left, top, side, K: 0, rows: [], texts: [], xlabels: [], ylabels: [] });
     const { svg, titleEl } = frame(left + side + 8, top + side + 40, title, parent);
     setAttrs(titleEl, { x: left + side / 2 });
     this.svg = svg;
     this.subtitle = svgEl("text", { class: "nclab-note", x: left + side / 2, y: 40, "text-anchor": "middle" }, svg);
     this.grid = svgEl("g", {}, svg);
-    this.axes = svgEl("g", {}, svg);
+    this.labels = svgEl("g", {}, svg);
     svgEl("text", { class: "nclab-note", x: left + side / 2, y: top + side + 36, "text-anchor": "middle" }, svg, "class");
     svgEl("rect", { x: left, y: top, width: side, height: side, fill: "none", stroke: "#888" }, svg);
     this.empty = svgEl("text", { class: "nclab-warn", x: left + side / 2, y: top + side / 2, "text-anchor": "middle",
       "dominant-baseline": "central" }, svg);
   }
 
-  /** Place K x K cells and the axis labels (only when K changes). */
+  cell(r, c) {
+    const rect = svgEl("rect", { x: c, y: r, width: 1.01, height: 1.01 }, this.grid);
+    return { rect, tip: svgEl("title", {}, rect) };
+  }
+
+  /** Show K x K cells, place the axis labels and the cell texts (only when K changes). */
   layout(K) {
     const { left, top, side } = this;
-    const cell = side / K;
-    this.annotate = cell >= 46;
-    grow(this.cells, K * K, () => {
-      const rect = svgEl("rect", {}, this.grid);
-      const text = svgEl("text", { class: "nclab-cell", "text-anchor": "middle", "dominant-baseline": "central" }, this.grid);
-      return { rect, tip: svgEl("title", {}, rect), text };
+    const size = side / K;
+    setAttrs(this.grid, { transform: `translate(${left} ${top}) scale(${size})` });
+    grow(this.rows, K, () => []);
+    this.rows.forEach((row, r) => {
+      grow(row, K, () => this.cell(r, row.length));
+      row.forEach((cell, c) => show(cell.rect, r < K && c < K));
     });
-    this.cells.forEach((c, i) => {
-      const on = i < K * K;
-      show(c.rect, on);
-      show(c.text, on && this.annotate);
-      if (!on) return;
-      const [x, y] = [left + (i % K) * cell, top + Math.floor(i / K) * cell];
-      setAttrs(c.rect, { x: x.toFixed(1), y: y.toFixed(1), width: (cell + 0.5).toFixed(1), height: (cell + 0.5).toFixed(1) });
-      setAttrs(c.text, { x: (x + cell / 2).toFixed(1), y: (y + cell / 2).toFixed(1) });
+    this.annotate = size >= 46;
+    const n = this.annotate ? K * K : 0;
+    grow(this.texts, n, () => svgEl("text", { class: "nclab-cell", "text-anchor": "middle", "dominant-baseline": "central" }, this.labels));
+    this.texts.forEach((t, i) => {
+      show(t, i < n);
+      if (i < n) setAttrs(t, { x: (left + ((i % K) + 0.5) * size).toFixed(1), y: (top + (Math.floor(i / K) + 0.5) * size).toFixed(1) });
     });
     const every = K > 8 ? 2 : 1;
-    grow(this.xlabels, K, () => svgEl("text", { y: top + side + 18, "text-anchor": "middle" }, this.axes));
-    grow(this.ylabels, K, () => svgEl("text", { x: left - 6, "text-anchor": "end", "dominant-baseline": "central" }, this.axes));
+    grow(this.xlabels, K, () => svgEl("text", { y: top + side + 18, "text-anchor": "middle" }, this.labels));
+    grow(this.ylabels, K, () => svgEl("text", { x: left - 6, "text-anchor": "end", "dominant-baseline": "central" }, this.labels));
     this.xlabels.forEach((t, k) => {
       const on = k < K && k % every === 0;
       show(t, on);
       show(this.ylabels[k], on);
       if (!on) return;
-      setAttrs(t, { x: (left + (k + 0.5) * cell).toFixed(1) });
-      setAttrs(this.ylabels[k], { y: (top + (k + 0.5) * cell).toFixed(1) });
+      setAttrs(t, { x: (left + (k + 0.5) * size).toFixed(1) });
+      setAttrs(this.ylabels[k], { y: (top + (k + 0.5) * size).toFixed(1) });
       setText(t, k + 1);
       setText(this.ylabels[k], k + 1);
     });
@@ -186,16 +190,18 @@ export class Heatmap {
       scale = 0;
       for (const row of G) for (const v of row) scale = Math.max(scale, Math.abs(v));
     }
-    for (let i = 0; i < K * K; i++) {
-      const [r, c] = [Math.floor(i / K), i % K];
-      const v = G[r][c];
-      const shown = Math.abs(v) < 1e-12 * (scale || 1) ? 0 : v / unit;
-      const cell = this.cells[i];
-      setAttrs(cell.rect, { fill: scale > 0 ? diverging(v / scale) : diverging(0) });
-      setText(cell.tip, `(${r + 1}, ${c + 1}): ${shown.toPrecision(4)}`);
-      if (this.annotate) {
-        setText(cell.text, shown.toFixed(2));
-        setAttrs(cell.text, { style: `fill:${scale > 0 && Math.abs(v / scale) > 0.55 ? "#fff" : "#111"}` });
+    for (let r = 0; r < K; r++) {
+      for (let c = 0; c < K; c++) {
+        const v = G[r][c];
+        const shown = Math.abs(v) < 1e-12 * (scale || 1) ? 0 : v / unit;
+        const cell = this.rows[r][c];
+        setAttrs(cell.rect, { fill: scale > 0 ? diverging(v / scale) : diverging(0) });
+        setText(cell.tip, `(${r + 1}, ${c + 1}): ${shown.toPrecision(4)}`);
+        if (this.annotate) {
+          const text = this.texts[r * K + c];
+          setText(text, shown.toFixed(2));
+          setAttrs(text, { style: `fill:${scale > 0 && Math.abs(v / scale) > 0.55 ? "#fff" : "#111"}` });
+        }
       }
     }
     setText(this.subtitle, subtitle);
