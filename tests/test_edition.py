@@ -131,7 +131,7 @@ def test_theorems_proofs_and_references_render_with_the_books_numbers(tmp_path):
             "[Part two](https://org.github.io/repo/book/second.html#sec-two), "
             "[(2.1)](https://org.github.io/repo/book/second.html#eq-far), "
             "[Second](https://org.github.io/repo/book/second.html), "
-            "[simplex ETF](https://org.github.io/repo/book/glossary.html#term-simplex-etf) and "
+            "[simplex ETF](https://org.github.io/repo/book/glossary.html#term-simplex-ETF) and "
             "[the extra one](https://org.github.io/repo/book/extra.html#thm-extra).") in body
     references = out[-1]
     assert references.startswith("## References\n\n- Jones et al. [2021]: ")

@@ -524,10 +524,14 @@ def _kind(name: str | None) -> str | None:
 
 
 def _glossary_terms(body: str) -> dict[str, str]:
-    """Glossary terms (the unindented lines) and the anchor ids Sphinx gives them."""
-    from docutils.nodes import make_id
+    """Glossary terms (the unindented lines) and the anchor ids Sphinx gives them.
 
-    return {line.strip().lower(): make_id("term-" + line.strip())
+    Sphinx's ids keep the case of the term (``term-NC1``, ``term-simplex-ETF``): its
+    ``_make_id`` is docutils' ``make_id`` without the lower-casing, so it is the one to use.
+    """
+    from sphinx.util.nodes import _make_id
+
+    return {line.strip().lower(): _make_id("term-" + line.strip())
             for line in body.split("\n") if line.strip() and not line[0].isspace()}
 
 
