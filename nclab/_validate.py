@@ -35,3 +35,12 @@ def choice(value: object, name: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
     return str(value)
+
+
+def boolean(value: object, name: str) -> bool:
+    """``True`` or ``False`` (a Python or numpy bool; strings, numbers and None are refused)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return bool(value)

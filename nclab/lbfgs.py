@@ -151,6 +151,11 @@ class BatchedLBFGS:
             self.done[rows[finished]] = True
             self._keep(~finished)
 
+    def stop(self, rows: torch.Tensor) -> None:
+        """Freeze the problems ``rows`` (indices into the batch, shape (b,)) where they are: they count as done."""
+        self.done[rows] = True
+        self._keep(~torch.isin(self._rows, rows))
+
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
         """Store the pair (s, y) in the oldest slot; a problem with ``s . y <= 0`` stores zeros."""
         sy = (s * y).sum(1)

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["product", "ufm_objective", "collapsed_objective", "exact_features"]
+__all__ = ["product", "ufm_objective", "collapsed_objective", "exact_features", "projected_objective"]
 
 
 def product(layers: Sequence[Any]) -> Any:
@@ -206,3 +206,65 @@ def _eye(k: int, like: Any) -> Any:
     import torch
 
     return torch.eye(k, dtype=like.dtype, device=like.device)
+
+
+def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam_H: Any, *, bias: bool = True) -> Any:
+    """(P) minimised over the features and the bias, for fixed layers (MSE loss, unregularised bias).
+
+    For each sample of class ``k``, ``min_h (1/2N) ||W h + b - e_k||^2 + lam_H/2 ||h||^2`` is a
+    ridge regression with value ``(lam_H/2) t^T (W W^T + N lam_H I)^{-1} t``, ``t = e_k - b``;
+    summed over the samples and minimised over ``b`` (at ``b = n / N``, as in
+    :func:`exact_features`) this gives
+
+    .. math::
+
+        \\min_{H, b} f = \\frac{\\lambda_H}{2} \\operatorname{tr}\\big(C\\,(W W^\\top + N\\lambda_H I_K)^{-1}\\big)
+                        + \\sum_l \\frac{\\lambda_{W_l}}{2} \\lVert W_l \\rVert_F^2,
+
+    with ``C = diag(n) - n n^T / N`` with the bias and ``C = diag(n)`` without it. It equals
+    :func:`collapsed_objective` at :func:`exact_features`, but needs only the K x K Gram matrix
+    ``W W^T`` and one Cholesky factorisation, and no class means: the variable projection of
+    :func:`nclab.train` (Golub & Pereyra 1973) evaluates it, and its gradient is that of
+    ``min_{H, b} f`` (envelope theorem).
+
+    Parameters
+    ----------
+    layers : sequence of arrays
+        ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r); numpy or torch. Any width r
+        (the value depends on the layers only through ``W W^T`` and their norms).
+    n : array, shape (..., K)
+        Class counts.
+    lam_W : sequence of L strengths (scalars or arrays over the batch)
+    lam_H : float or array over the batch
+        Feature decay (> 0).
+    bias : bool
+        Model with an (unregularised) bias.
+
+    Returns
+    -------
+    scalar or array over the batch
+    """
+    W = product(layers)
+    WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
+    N = n.sum(-1)
+    ridge = N * lam_H
+    if getattr(ridge, "ndim", 0):
+        ridge = ridge[..., None, None]
+    A = W @ WT + ridge * _eye(W.shape[-2], W)
+    C = n[..., :, None] * _eye(W.shape[-2], W)
+    if bias:
+        C = C - n[..., :, None] * n[..., None, :] / (N[..., None, None] if getattr(N, "ndim", 0) else N)
+    if _is_numpy(W):
+        value = lam_H / 2 * np.trace(np.linalg.solve(A, C), axis1=-2, axis2=-1)
+    else:
+        import torch
+
+        # A is positive definite (eigenvalues >= N lam_H); a point with inf or nan entries is
+        # not, and gets the value nan (which a line search rejects) instead of an exception
+        chol, info = torch.linalg.cholesky_ex(A)
+        X = torch.cholesky_solve(C.expand_as(A), chol)
+        value = lam_H / 2 * X.diagonal(0, -2, -1).sum(-1)
+        value = torch.where(info == 0, value, torch.full_like(value, float("nan")))
+    for lam, layer in zip(lam_W, layers):
+        value = value + lam / 2 * _sq(layer)
+    return value
