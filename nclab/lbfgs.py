@@ -40,7 +40,8 @@ class BatchedLBFGS:
     fun : callable
         ``fun(theta, rows) -> (b,)``: the objectives of problems ``rows`` (a long tensor of
         row indices into the original batch, shape (b,)) at ``theta`` of shape (b, P);
-        differentiated by autograd. A function of one problem may ignore ``rows``.
+        differentiated by autograd (or, with ``jac=True``, returning the pair ``(f, g)`` with
+        the gradient ``g`` of shape (b, P) itself). A function of one problem may ignore ``rows``.
     theta : torch.Tensor, shape (B, P)
         Starting points (copied).
     history : int, default 10
@@ -48,6 +49,8 @@ class BatchedLBFGS:
     tol : float, default 1e-15
         A problem is converged after three steps in a row whose relative decrease is at most
         ``tol``, when its gradient vanishes, or when its line search finds no decrease.
+    jac : bool, default False
+        ``fun`` returns ``(f, g)``, its values and their gradient (b, P), instead of ``f`` alone.
 
     Attributes
     ----------
@@ -63,8 +66,9 @@ class BatchedLBFGS:
         Iterations taken by the batch (the most of any problem).
     """
 
-    def __init__(self, fun: Objective, theta: torch.Tensor, *, history: int = 10, tol: float = 1e-15):
+    def __init__(self, fun: Objective, theta: torch.Tensor, *, history: int = 10, tol: float = 1e-15, jac: bool = False):
         self.fun = fun
+        self.jac = jac
         self.m = int(history)
         self.tol = tol
         self.theta = theta.detach().clone()
@@ -85,6 +89,9 @@ class BatchedLBFGS:
         self._order: list[int] = []  # slots from oldest to newest pair
 
     def _evaluate(self, theta: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.jac:
+            f, g = self.fun(theta, rows)
+            return f.detach(), g.detach()
         with torch.enable_grad():
             t = theta.detach().requires_grad_(True)
             f = self.fun(t, rows)
@@ -123,19 +130,22 @@ class BatchedLBFGS:
         if bool(bad.any()):
             p = torch.where(bad[:, None], -g, p)
             gtp = torch.where(bad, -(g * g).sum(1), gtp)
-        alpha = torch.ones_like(f)
-        new_x, new_f, new_g = x.clone(), f.clone(), g.clone()
-        idx = torch.arange(x.shape[0], device=x.device)  # problems still searching
-        for _ in range(50):
-            trial = x[idx] + alpha[idx, None] * p[idx]
-            f_t, g_t = self._evaluate(trial, self._rows[idx])
-            ok = torch.isfinite(f_t) & (f_t <= f[idx] + 1e-4 * alpha[idx] * gtp[idx])
-            acc = idx[ok]
-            new_x[acc], new_f[acc], new_g[acc] = trial[ok], f_t[ok], g_t[ok]
-            idx = idx[~ok]
-            if idx.numel() == 0:
-                break
-            alpha[idx] *= 0.5
+        new_x = x + p  # the unit step, accepted by most problems at most iterations
+        new_f, new_g = self._evaluate(new_x, self._rows)
+        idx = (~(torch.isfinite(new_f) & (new_f <= f + 1e-4 * gtp))).nonzero().flatten()  # problems still searching
+        if idx.numel():
+            alpha = torch.ones_like(f)
+            new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], g[idx]
+            for _ in range(49):
+                alpha[idx] *= 0.5
+                trial = x[idx] + alpha[idx, None] * p[idx]
+                f_t, g_t = self._evaluate(trial, self._rows[idx])
+                ok = torch.isfinite(f_t) & (f_t <= f[idx] + 1e-4 * alpha[idx] * gtp[idx])
+                acc = idx[ok]
+                new_x[acc], new_f[acc], new_g[acc] = trial[ok], f_t[ok], g_t[ok]
+                idx = idx[~ok]
+                if idx.numel() == 0:
+                    break
         failed = torch.zeros_like(self._quiet, dtype=torch.bool)
         failed[idx] = True  # no decrease found: at the limit of floating point
         self._remember(new_x - x, new_g - g)

@@ -45,7 +45,7 @@ from . import metrics as nc
 from ._validate import boolean, choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
-from .objective import exact_features, product, projected_objective, ufm_objective
+from .objective import exact_features, product, projected_objective, projected_value_and_grad, ufm_objective
 from .theory import GlobalMinimizer, check_lambdas, effective_c, global_minimizer
 
 __all__ = [
@@ -389,6 +389,18 @@ class _Problem:
         b = parts[self.L + 1] if self.bias else None
         return ufm_objective(parts[: self.L], parts[self.L], b, Y, lam_W, lam_H, self.lam_b, self.loss)
 
+    def value_and_grad(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P) of the problems ``rows`` at ``theta`` and its gradient (b, P): by hand with exact
+        features (:func:`nclab.objective.projected_value_and_grad`), by autograd otherwise."""
+        if not self.exact:
+            with torch.enable_grad():
+                t = theta.detach().requires_grad_(True)
+                f = self(t, rows)
+                return f.detach(), torch.autograd.grad(f.sum(), t)[0]
+        n, lam_W, lam_H, _ = self._data(rows)
+        f, grads = projected_value_and_grad(self.split(theta), n, lam_W, lam_H, bias=self.bias)
+        return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
+
     def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Layers, class means, ``b`` and ``H`` (None with exact features) of one problem, as float64 numpy arrays."""
         rows = None if row is None else torch.tensor([row], device=theta_row.device)
@@ -540,8 +552,7 @@ def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, 
     nothing. ``on_block(solver)`` is called every ``block`` iterations (history, progress bar).
     """
     R = len(theta0) // B
-    fun = problem if B == len(theta0) else (lambda t, rows: problem(t, rows % B))
-    solver = BatchedLBFGS(fun, theta0)
+    solver = BatchedLBFGS(lambda t, rows: problem.value_and_grad(t, rows % B), theta0, jac=True)
     while solver.n_iter < steps and not bool(solver.done.all()):
         for _ in range(min(block, steps - solver.n_iter)):
             solver.step()
@@ -719,8 +730,8 @@ def _direction_avoiding(taken: torch.Tensor, rank: int, gen: torch.Generator) ->
 
 
 def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
-    """Run :class:`BatchedLBFGS` until every problem converges, or for ``steps`` iterations."""
-    solver = BatchedLBFGS(fun, theta)
+    """Run :class:`BatchedLBFGS` on ``fun(theta, rows) -> (f, g)`` until every problem converges, or for ``steps`` iterations."""
+    solver = BatchedLBFGS(fun, theta, jac=True)
     while solver.n_iter < steps and not bool(solver.done.all()):
         solver.step()
     return solver
@@ -777,7 +788,7 @@ def _polish(theta: torch.Tensor, f: torch.Tensor, problem: "_Problem", steps: in
             if not rows:
                 break
             rows_t = torch.tensor(rows, device=theta.device)
-            solver = _run_lbfgs(lambda t, r: problem(t, rows_t[r]), torch.cat(starts), steps)
+            solver = _run_lbfgs(lambda t, r: problem.value_and_grad(t, rows_t[r]), torch.cat(starts), steps)
             taken[rows_t] += solver.iterations
             better = solver.f < f[rows_t] - _GAIN * f[rows_t].abs()
             theta[rows_t[better]], f[rows_t[better]] = solver.theta[better], solver.f[better]
