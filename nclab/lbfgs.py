@@ -48,7 +48,8 @@ class BatchedLBFGS:
         Number of curvature pairs ``m`` kept per problem.
     tol : float, default 1e-15
         A problem is converged after three steps in a row whose relative decrease is at most
-        ``tol``, when its gradient vanishes, or when its line search finds no decrease.
+        ``tol``, when its gradient vanishes, or when its line search finds no decrease twice
+        in a row (the second time from steepest descent, its curvature memory cleared).
     jac : bool, default False
         ``fun`` returns ``(f, g)``, its values and their gradient (b, P), instead of ``f`` alone.
 
@@ -86,6 +87,7 @@ class BatchedLBFGS:
         self._YY = torch.zeros(B, self.m, self.m, dtype=dt, device=dev)  # y_i . y_j by slot
         self._gamma = 1.0 / g.norm(dim=1).clamp_min(1.0)
         self._quiet = torch.zeros(B, dtype=torch.long, device=dev)
+        self._fresh = torch.zeros(B, dtype=torch.bool, device=dev)  # memory just cleared after a failed search
         self._order: list[int] = []  # slots from oldest to newest pair
 
     def _evaluate(self, theta: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,7 +149,15 @@ class BatchedLBFGS:
                 if idx.numel() == 0:
                     break
         failed = torch.zeros_like(self._quiet, dtype=torch.bool)
-        failed[idx] = True  # no decrease found: at the limit of floating point
+        failed[idx] = True  # no decrease found along p
+        # a stale curvature memory can point nearly across the gradient: forget it and try
+        # again from steepest descent; a problem that fails from a fresh memory is at the
+        # limit of floating point
+        retry = failed & ~self._fresh
+        self._fresh = retry
+        if bool(retry.any()):
+            self._hist[retry], self._SY[retry], self._YY[retry] = 0.0, 0.0, 0.0
+            failed = failed & ~retry
         self._remember(new_x - x, new_g - g)
         decrease = (f - new_f).abs() <= self.tol * new_f.abs().clamp_min(1e-300)
         self._quiet = torch.where(decrease, self._quiet + 1, torch.zeros_like(self._quiet))
@@ -184,5 +194,5 @@ class BatchedLBFGS:
 
     def _keep(self, keep: torch.Tensor) -> None:
         """Drop the finished problems from the active state."""
-        for name in ("_rows", "_x", "_f", "_g", "_hist", "_SY", "_YY", "_gamma", "_quiet"):
+        for name in ("_rows", "_x", "_f", "_g", "_hist", "_SY", "_YY", "_gamma", "_quiet", "_fresh"):
             setattr(self, name, getattr(self, name)[keep])

@@ -42,11 +42,12 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as nc
+from ._polish import polish
 from ._validate import boolean, choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
 from .objective import exact_features, product, projected_objective, projected_value_and_grad, ufm_objective
-from .theory import GlobalMinimizer, check_lambdas, effective_c, global_minimizer
+from .theory import GlobalMinimizer, check_lambdas, global_minimizer
 
 __all__ = [
     "TrainingDivergedError",
@@ -460,8 +461,6 @@ _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
 _DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
 #: Restarts whose objectives agree with the best one to this relative tolerance stop early.
 _AGREE = 1e-9
-#: Relative decrease a polishing move must achieve to be kept.
-_GAIN = 1e-13
 
 
 def _resolve_features(features: str | None, optimizer: str, loss: str, lam_b: float) -> str:
@@ -572,228 +571,9 @@ def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, 
     theta, f, taken = solver.theta[start], solver.f[start], solver.iterations[start]
     converged = solver.done[start] & (solver.iterations[start] < steps)
     if prune:
-        theta, f, extra = _polish(theta, f, problem, steps)
+        theta, f, extra = polish(theta, f, problem, steps)
         taken = taken + extra
     return _Search(theta, f, taken, converged, start)
-
-
-def _svd(A: torch.Tensor, full_matrices: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """SVD of a small matrix; None when it fails.
-
-    LAPACK's default driver (gesdd) fails to converge on some badly conditioned matrices that
-    gesvd factors (issue #17: K = 200, L = 6, ratio 1e4), so SciPy's gesvd is the fallback, and
-    a polishing move whose matrix neither factors is skipped rather than the run lost.
-    """
-    try:
-        return torch.linalg.svd(A, full_matrices=full_matrices)
-    except RuntimeError:  # torch.linalg.LinAlgError is a RuntimeError
-        pass
-    import scipy.linalg
-
-    try:
-        parts = scipy.linalg.svd(A.detach().cpu().double().numpy(), full_matrices=full_matrices, lapack_driver="gesvd")
-    except (np.linalg.LinAlgError, ValueError):
-        return None
-    return tuple(torch.as_tensor(p, dtype=A.dtype, device=A.device) for p in parts)  # type: ignore[return-value]
-
-
-@dataclass
-class _Modes:
-    """Problem ``i`` at one point: layers, ``H`` (free features) and ``b``, ``Z = M D`` and the SVD of ``W Z``."""
-
-    layers: list[torch.Tensor]
-    H: torch.Tensor | None
-    b: torch.Tensor | None
-    Z: torch.Tensor
-    sig: torch.Tensor
-    Vh: torch.Tensor
-    sqrt_n: torch.Tensor
-    Y: torch.Tensor | None
-    lams: np.ndarray
-    lam_H: float
-
-    @property
-    def rank(self) -> int:
-        """Number of surviving modes (:func:`nclab.metrics.alive_tolerance`)."""
-        return int((self.sig > nc.alive_tolerance(float(self.sqrt_n.square().sum()))).sum())
-
-
-def _modes(theta: torch.Tensor, problem: "_Problem", i: int) -> _Modes | None:
-    counts, lams, lam_H, Y = problem.row(i)
-    layers, M, b, H = problem.point(theta, torch.tensor([i], device=theta.device))
-    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
-    Z = M[0] * sqrt_n  # M D, shape (r, K)
-    svd = _svd(product([W[0] for W in layers]) @ Z)
-    if svd is None:
-        return None
-    return _Modes(layers, H, b, Z, svd[1], svd[2], sqrt_n, Y, lams, lam_H)
-
-
-def _without_weakest_mode(theta: torch.Tensor, problem: "_Problem", i: int) -> torch.Tensor | None:
-    """Project the weakest surviving mode out of ``H`` and of every layer; None if none.
-
-    The mode enters ``W_1`` along ``q_0`` (its feature direction) and leaves layer l along
-    ``q_l``, the direction of ``W_l q_{l-1}``; each layer loses its component on its input
-    ``q_{l-1}``, so the mode leaves the product and the layers' norms alike.
-    """
-    m = _modes(theta, problem, i)
-    if m is None or m.rank == 0:
-        return None
-    q = m.Z @ m.Vh[m.rank - 1]
-    q = q / q.norm()
-    P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
-    H = None if m.H is None else P @ m.H
-    new_layers = []
-    for W in m.layers:
-        out = W[0] @ q
-        new_layers.append((W[0] - torch.outer(out, q))[None])
-        if float(out.norm()) == 0.0:
-            new_layers += [V.clone() for V in m.layers[len(new_layers) :]]
-            break
-        q = out / out.norm()
-    return problem.pack(new_layers, H, m.b)
-
-
-#: Amplitudes (relative to fitting the whole residual) at which a new mode is tried.
-_PLANT_SCALES = np.geomspace(0.1, 1.2, 12)
-
-
-def _with_new_mode(theta: torch.Tensor, problem: "_Problem", i: int) -> torch.Tensor | None:
-    """Candidates (J, P) with a mode seeded along the top singular pair of the class-space residual; None if no room.
-
-    The residual of (P) on the class means is ``R = (I - W M - b 1^T) D`` (K x K). A lost mode is a
-    local minimum at zero for ``L >= 2``: gradients cannot bring it back, so it is planted, with
-    balanced layer scales, on a feature direction orthogonal to the surviving ones, at the
-    amplitudes :data:`_PLANT_SCALES` (1 fits the whole residual's top singular value).
-    """
-    m = _modes(theta, problem, i)
-    if m is None:
-        return None
-    K = m.Z.shape[1]
-    W = [layer[0] for layer in m.layers]
-    logits = product(W) @ (m.Z / m.sqrt_n)
-    if m.b is not None:
-        logits = logits + m.b[0][:, None]
-    res = _svd((torch.eye(K, dtype=m.Z.dtype, device=m.Z.device) - logits) * m.sqrt_n)
-    if res is None or res[1][0] <= 0:
-        return None
-    U_r, s_r, Vh_r = res
-    rank = m.rank
-    # the new mode's path q_0 -> q_1 -> ... -> u must avoid the surviving modes in every space:
-    # q_0 (features) misses the columns of Z and the rows of W_1, q_l the top columns of W_l and
-    # the top rows of W_{l+1}, so that no cross term with the existing layers appears
-    gen = torch.Generator().manual_seed(rank)
-    path = []
-    for l in range(problem.L):
-        before, after = _svd(m.Z if l == 0 else W[l - 1]), _svd(W[l])
-        if before is None or after is None:
-            return None
-        q = _direction_avoiding(torch.cat([before[0][:, :rank], after[2][:rank].T], dim=1), rank, gen)
-        if q is None:
-            return None
-        path.append(q)
-    path.append(U_r[:, 0])
-    L = problem.L
-    c = effective_c(m.lams, m.lam_H, L)
-    candidates = []
-    for scale in _PLANT_SCALES:
-        x0 = scale * float(s_r[0]) ** (1 / (L + 1))
-        new_layers = [layer.clone() for layer in m.layers]
-        for l in range(L):
-            new_layers[l][0] += np.sqrt(c / m.lams[l]) * x0 * torch.outer(path[l + 1], path[l])
-        new_H = None
-        if m.H is not None:
-            new_Z = np.sqrt(c / m.lam_H) * x0 * torch.outer(path[0], Vh_r[0])
-            new_H = m.H + (new_Z / m.sqrt_n) @ m.Y
-        candidates.append(problem.pack(new_layers, new_H, m.b))
-    return torch.cat(candidates)
-
-
-def _direction_avoiding(taken: torch.Tensor, rank: int, gen: torch.Generator) -> torch.Tensor | None:
-    """A random unit vector orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
-
-    ``taken`` (d, 2 rank) stacks two orthonormal bases of what should be one subspace (the
-    surviving modes seen from both sides of a space); near a critical point they agree only up
-    to round-off, so the subspace is their top ``rank`` left singular vectors. None if
-    ``rank >= d`` (no room for another mode) or the factorisation fails.
-    """
-    d = taken.shape[0]
-    if rank >= d:
-        return None
-    svd = _svd(taken, full_matrices=False)
-    if svd is None:
-        return None
-    U = svd[0][:, :rank]
-    q = torch.randn(d, generator=gen, dtype=torch.float64).to(taken)
-    q = q - U @ (U.T @ q)
-    return q / q.norm()
-
-
-def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
-    """Run :class:`BatchedLBFGS` on ``fun(theta, rows) -> (f, g)`` until every problem converges, or for ``steps`` iterations."""
-    solver = BatchedLBFGS(fun, theta, jac=True)
-    while solver.n_iter < steps and not bool(solver.done.all()):
-        solver.step()
-    return solver
-
-
-def _polish(theta: torch.Tensor, f: torch.Tensor, problem: "_Problem", steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Escape the two traps of depth, for a batch of B problems: spurious modes and lost modes.
-
-    First remove the weakest surviving mode while that lowers (P) (a spurious mode is a local
-    minimum just below the threshold); then plant the mode the residual misses while that lowers
-    (P) (the origin of every mode is a local minimum for ``L >= 2``). Each move is screened
-    first: (P) is evaluated at its candidates (the point without the mode; the point with the
-    new mode at several amplitudes), and only a problem whose best candidate is already below
-    its objective is re-optimised by L-BFGS (all such problems together) and keeps the result
-    if its objective decreased. At a critical point the modes decouple, so a move that does
-    not lower (P) at once does not lower it after re-optimisation either; the screen spares
-    the L-BFGS runs of moves that would be refused. A problem stops a move at its first failure.
-
-    Parameters
-    ----------
-    theta : torch.Tensor, shape (B, P)
-        One point per problem of ``problem`` (a batch of B problems, or one problem and B = 1).
-    f : torch.Tensor, shape (B,)
-        Objective at ``theta``.
-    problem : _Problem
-    steps : int
-        Iteration limit of each L-BFGS run.
-
-    Returns
-    -------
-    theta, f, iterations (a (B,) long tensor of the extra L-BFGS iterations)
-    """
-    theta, f = theta.clone(), f.clone()
-    taken = torch.zeros(len(theta), dtype=torch.long, device=theta.device)
-    for move in (_without_weakest_mode, _with_new_mode):
-        trying = list(range(len(theta)))
-        while trying:
-            made = [(i, move(theta[i : i + 1], problem, i)) for i in trying]
-            made = [(i, c) for i, c in made if c is not None]
-            if not made:
-                break
-            owner = torch.tensor([i for i, c in made for _ in range(len(c))], device=theta.device)
-            cands = torch.cat([c for _, c in made])
-            with torch.no_grad():
-                fc = torch.nan_to_num(problem(cands, owner), nan=math.inf)
-            starts, rows = [], []
-            offset = 0
-            for i, c in made:
-                j = offset + int(torch.argmin(fc[offset : offset + len(c)]))
-                offset += len(c)
-                if fc[j] < f[i] - _GAIN * f[i].abs():
-                    starts.append(cands[j : j + 1])
-                    rows.append(i)
-            if not rows:
-                break
-            rows_t = torch.tensor(rows, device=theta.device)
-            solver = _run_lbfgs(lambda t, r: problem.value_and_grad(t, rows_t[r]), torch.cat(starts), steps)
-            taken[rows_t] += solver.iterations
-            better = solver.f < f[rows_t] - _GAIN * f[rows_t].abs()
-            theta[rows_t[better]], f[rows_t[better]] = solver.theta[better], solver.f[better]
-            trying = rows_t[better].tolist()
-    return theta, f, taken
 
 
 # ----------------------------------------------------------------------------- training
