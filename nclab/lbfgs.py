@@ -88,6 +88,9 @@ class BatchedLBFGS:
         self._gamma = 1.0 / g.norm(dim=1).clamp_min(1.0)
         self._quiet = torch.zeros(B, dtype=torch.long, device=dev)
         self._fresh = torch.zeros(B, dtype=torch.bool, device=dev)  # memory just cleared after a failed search
+        self._refreshed = False  # whether any is
+        self._everyone = True  # no problem has finished yet
+        self._index: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._order: list[int] = []  # slots from oldest to newest pair
 
     def _evaluate(self, theta: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,25 +103,42 @@ class BatchedLBFGS:
             (g,) = torch.autograd.grad(f.sum(), t)
         return f.detach(), g
 
+    def _slots(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Index tensors of the stored pairs from oldest to newest, ``o`` into the m slots and ``o2`` into both halves
+        of the history; None while the slots are in order (before the memory wraps around)."""
+        order = tuple(self._order)
+        if order == tuple(range(len(order))):
+            return None, None
+        if order not in self._index:
+            o = torch.tensor(order, device=self.theta.device)
+            self._index[order] = (o, torch.cat([o, o + self.m]))
+        return self._index[order]
+
     def _direction(self) -> torch.Tensor:
         """``-H_k g`` for every active problem, by the compact form (eq. 7.24 of N&W)."""
         g, gamma = self._g, self._gamma[:, None]
-        if not self._order:
+        k = len(self._order)
+        if not k:
             return -gamma * g
-        o = torch.tensor(self._order, device=g.device)
-        ab = torch.bmm(self._hist, g[:, :, None])[:, :, 0]  # (b, 2m_max): S^T g, Y^T g by slot
-        a, bq = ab[:, o], ab[:, self.m + o]
-        SY = self._SY[:, o][:, :, o]
-        YY = self._YY[:, o][:, :, o]
+        o, o2 = self._slots()
+        ab = torch.bmm(self._hist, g[:, :, None])[:, :, 0]  # (b, 2m): S^T g, Y^T g by slot
+        if o is None:  # slots 0..k-1 in order: views
+            a, bq, SY, YY = ab[:, :k], ab[:, self.m : self.m + k], self._SY[:, :k, :k], self._YY[:, :k, :k]
+        else:
+            a, bq = ab.index_select(1, o2).split(k, dim=1)
+            SY = self._SY.index_select(1, o).index_select(2, o)
+            YY = self._YY.index_select(1, o).index_select(2, o)
         D = torch.diagonal(SY, dim1=1, dim2=2)
         # a pair a problem rejected is zero, which leaves its row and column of R empty: put 1 there
         R = torch.triu(SY) + torch.diag_embed((D == 0).to(g.dtype))
         u = torch.linalg.solve_triangular(R, a[:, :, None], upper=True)
         rhs = D[:, :, None] * u + gamma[:, :, None] * (YY @ u - bq[:, :, None])
         top = torch.linalg.solve_triangular(R.transpose(1, 2), rhs, upper=False)
-        w = torch.zeros_like(ab)
-        w[:, o] = top[:, :, 0]
-        w[:, self.m + o] = -gamma * u[:, :, 0]
+        w = torch.zeros_like(ab)  # weights of the stored vectors, by slot
+        if o is None:
+            w[:, :k], w[:, self.m : self.m + k] = top[:, :, 0], -gamma * u[:, :, 0]
+        else:
+            w.index_copy_(1, o2, torch.cat([top[:, :, 0], -gamma * u[:, :, 0]], dim=1))
         return -(gamma * g + torch.bmm(w[:, None, :], self._hist)[:, 0, :])
 
     def step(self) -> None:
@@ -134,8 +154,10 @@ class BatchedLBFGS:
             gtp = torch.where(bad, -(g * g).sum(1), gtp)
         new_x = x + p  # the unit step, accepted by most problems at most iterations
         new_f, new_g = self._evaluate(new_x, self._rows)
-        idx = (~(torch.isfinite(new_f) & (new_f <= f + 1e-4 * gtp))).nonzero().flatten()  # problems still searching
-        if idx.numel():
+        searching = ~(torch.isfinite(new_f) & (new_f <= f + 1e-4 * gtp))
+        failed = None
+        if bool(searching.any()):
+            idx = searching.nonzero().flatten()
             alpha = torch.ones_like(f)
             new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], g[idx]
             for _ in range(49):
@@ -148,46 +170,62 @@ class BatchedLBFGS:
                 idx = idx[~ok]
                 if idx.numel() == 0:
                     break
-        failed = torch.zeros_like(self._quiet, dtype=torch.bool)
-        failed[idx] = True  # no decrease found along p
-        # a stale curvature memory can point nearly across the gradient: forget it and try
-        # again from steepest descent; a problem that fails from a fresh memory is at the
-        # limit of floating point
-        retry = failed & ~self._fresh
-        self._fresh = retry
-        if bool(retry.any()):
-            self._hist[retry], self._SY[retry], self._YY[retry] = 0.0, 0.0, 0.0
-            failed = failed & ~retry
+            if idx.numel():
+                failed = torch.zeros_like(searching)
+                failed[idx] = True  # no decrease found along p
+        if failed is not None or self._refreshed:
+            # a stale curvature memory can point nearly across the gradient: forget it and try
+            # again from steepest descent; a problem that fails from a fresh memory is at the
+            # limit of floating point
+            failed = torch.zeros_like(searching) if failed is None else failed
+            retry = failed & ~self._fresh
+            self._fresh = retry
+            self._refreshed = bool(retry.any())
+            if self._refreshed:
+                self._hist[retry], self._SY[retry], self._YY[retry] = 0.0, 0.0, 0.0
+                failed = failed & ~retry
         self._remember(new_x - x, new_g - g)
         decrease = (f - new_f).abs() <= self.tol * new_f.abs().clamp_min(1e-300)
-        self._quiet = torch.where(decrease, self._quiet + 1, torch.zeros_like(self._quiet))
+        self._quiet = (self._quiet + 1) * decrease
         self._x, self._f, self._g = new_x, new_f, new_g
-        rows = self._rows
-        self.theta[rows], self.f[rows] = new_x, new_f
-        self.iterations[rows] += 1
+        if self._everyone:  # no problem has finished: the state is the batch's
+            self.theta, self.f = new_x, new_f
+            self.iterations += 1
+        else:
+            rows = self._rows
+            self.theta[rows], self.f[rows] = new_x, new_f
+            self.iterations[rows] += 1
         self.n_iter += 1
-        finished = failed | (new_g.abs().amax(1) == 0) | (self._quiet >= 3)
+        finished = (self._quiet >= 3) | (new_g.abs().amax(1) == 0)
+        if failed is not None:
+            finished = finished | failed
         if bool(finished.any()):
-            self.done[rows[finished]] = True
-            self._keep(~finished)
+            self._finish(finished)
+
+    def _finish(self, finished: torch.Tensor) -> None:
+        """Mark the active problems ``finished`` (a mask over them) done and drop them from the active state."""
+        if self._everyone:  # from here on theta and f are written row by row, so they must not share the state's memory
+            self.theta, self.f, self._everyone = self.theta.clone(), self.f.clone(), False
+        self.done[self._rows[finished]] = True
+        self._keep(~finished)
 
     def stop(self, rows: torch.Tensor) -> None:
         """Freeze the problems ``rows`` (indices into the batch, shape (b,)) where they are: they count as done."""
-        self.done[rows] = True
-        self._keep(~torch.isin(self._rows, rows))
+        self._finish(torch.isin(self._rows, rows))
 
     def _remember(self, s: torch.Tensor, y: torch.Tensor) -> None:
         """Store the pair (s, y) in the oldest slot; a problem with ``s . y <= 0`` stores zeros."""
-        sy = (s * y).sum(1)
-        valid = sy > 1e-300 * (s * s).sum(1).clamp_min(1e-300)
-        s = torch.where(valid[:, None], s, torch.zeros_like(s))
-        y = torch.where(valid[:, None], y, torch.zeros_like(y))
-        yy = (y * y).sum(1)
+        pair = torch.stack([s, y], dim=2)  # (b, P, 2)
+        gram = torch.bmm(pair.transpose(1, 2), pair)  # s.s, s.y / y.s, y.y
+        ss, sy, yy = gram[:, 0, 0], gram[:, 0, 1], gram[:, 1, 1]
+        valid = sy > 1e-300 * ss.clamp_min(1e-300)
+        if not bool(valid.all()):
+            pair, yy = pair * valid[:, None, None], yy * valid
         self._gamma = torch.where(valid & (yy > 0), sy / yy.clamp_min(1e-300), self._gamma)
         k = self._order.pop(0) if len(self._order) == self.m else len(self._order)
         self._order.append(k)
-        self._hist[:, k], self._hist[:, self.m + k] = s, y
-        prods = torch.bmm(self._hist, torch.stack([s, y], dim=2))  # (b, 2m, 2)
+        self._hist[:, k], self._hist[:, self.m + k] = pair[:, :, 0], pair[:, :, 1]
+        prods = torch.bmm(self._hist, pair)  # (b, 2m, 2)
         self._SY[:, :, k] = prods[:, : self.m, 1]  # s_i . y_new
         self._SY[:, k, :] = prods[:, self.m :, 0]  # s_new . y_j
         self._YY[:, :, k] = self._YY[:, k, :] = prods[:, self.m :, 1]

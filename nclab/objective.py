@@ -21,7 +21,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["product", "ufm_objective", "collapsed_objective", "exact_features", "projected_objective", "projected_value_and_grad"]
+__all__ = [
+    "product",
+    "ufm_objective",
+    "collapsed_objective",
+    "exact_features",
+    "projected_objective",
+    "projection_target",
+    "projected_fit",
+    "projected_value_and_grad",
+]
 
 
 def product(layers: Sequence[Any]) -> Any:
@@ -245,15 +254,15 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     scalar or array over the batch
     """
     W = product(layers)
+    if not _is_numpy(W):
+        n = n.to(dtype=W.dtype, device=W.device)
     WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
     N = n.sum(-1)
     ridge = N * lam_H
     if getattr(ridge, "ndim", 0):
         ridge = ridge[..., None, None]
     A = W @ WT + ridge * _eye(W.shape[-2], W)
-    C = n[..., :, None] * _eye(W.shape[-2], W)
-    if bias:
-        C = C - n[..., :, None] * n[..., None, :] / (N[..., None, None] if getattr(N, "ndim", 0) else N)
+    C = projection_target(n, bias)
     if _is_numpy(W):
         value = lam_H / 2 * np.trace(np.linalg.solve(A, C), axis1=-2, axis2=-1)
     else:
@@ -270,6 +279,62 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     return value
 
 
+def projection_target(n: Any, bias: bool = True) -> Any:
+    """``C`` of :func:`projected_objective`: ``diag(n) - n n^T / N`` with the bias, ``diag(n)`` without; shape (..., K, K)."""
+    K = n.shape[-1]
+    C = n[..., :, None] * _eye(K, n)
+    if bias:
+        N = n.sum(-1)
+        C = C - n[..., :, None] * n[..., None, :] / (N[..., None, None] if getattr(N, "ndim", 0) else N)
+    return C
+
+
+def projected_fit(layers: Sequence[Any], C: Any, ridge: Any, lam_H: Any) -> tuple[Any, list[Any]]:
+    """The data and feature terms of :func:`projected_objective`, ``(lam_H/2) tr(C (W W^T + ridge I)^{-1})``, and their
+    gradient with respect to every layer (torch tensors, batched; the weight decay is left to the caller).
+
+    With ``G = W W^T + ridge I`` the gradient with respect to the product is
+    ``-lam_H G^{-1} C G^{-1} W`` and, by the chain rule through ``W = W_L ... W_1``,
+    ``(W_L ... W_{l+1})^T (that) (W_{l-1} ... W_1)^T`` with respect to ``W_l``.
+
+    Parameters
+    ----------
+    layers : sequence of torch.Tensor
+        ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r).
+    C : torch.Tensor, shape (..., K, K) or (K, K)
+        :func:`projection_target`.
+    ridge : float or torch.Tensor of shape (..., 1, 1)
+        ``N lam_H``.
+    lam_H : float or torch.Tensor of shape (..., 1, 1)
+
+    Returns
+    -------
+    value : torch.Tensor, shape (...)
+        nan where ``G`` is not positive definite (a point with non-finite entries).
+    grads : list of L torch.Tensor, shaped like ``layers``
+    """
+    import torch
+
+    prefix = [layers[0]]  # W_l ... W_1
+    for layer in layers[1:]:
+        prefix.append(layer @ prefix[-1])
+    W = prefix[-1]
+    K = W.shape[-2]
+    G = torch.baddbmm(ridge * torch.eye(K, dtype=W.dtype, device=W.device), W, W.transpose(-1, -2)) if W.ndim == 3 else W @ W.T + ridge * torch.eye(K, dtype=W.dtype, device=W.device)
+    chol, info = torch.linalg.cholesky_ex(G)
+    XY = torch.cholesky_solve(torch.cat([C.expand(*W.shape[:-1], K), W], dim=-1), chol)
+    X, Y = XY[..., :K], XY[..., K:]  # G^{-1} C and G^{-1} W
+    value = X.diagonal(0, -2, -1).sum(-1)
+    value = torch.where(info == 0, value, torch.nan) * (lam_H / 2 if not torch.is_tensor(lam_H) else lam_H.reshape(value.shape) / 2)
+    back = (X @ Y) * -lam_H
+    grads = [None] * len(layers)
+    for l in range(len(layers) - 1, -1, -1):
+        grads[l] = back @ prefix[l - 1].transpose(-1, -2) if l > 0 else back
+        if l > 0:
+            back = layers[l].transpose(-1, -2) @ back
+    return value, grads
+
+
 def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam_H: Any, *, bias: bool = True) -> tuple[Any, list[Any]]:
     """:func:`projected_objective` and its gradient with respect to every layer (torch tensors, batched).
 
@@ -281,9 +346,9 @@ def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any]
 
         \\nabla_{W_l} f = (W_L \\cdots W_{l+1})^\\top \\nabla_W f \\, (W_{l-1} \\cdots W_1)^\\top + \\lambda_{W_l} W_l .
 
-    Written by hand because autograd needs about three times as many tensor operations, and on
-    the book's small problems the cost of an operation is its overhead, not its arithmetic
-    (the tests check this gradient against autograd).
+    Written by hand (:func:`projected_fit`) because autograd needs about three times as many
+    tensor operations, and on the book's small problems the cost of an operation is its
+    overhead, not its arithmetic (the tests check this gradient against autograd).
 
     Parameters
     ----------
@@ -295,35 +360,16 @@ def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any]
     Returns
     -------
     value : torch.Tensor, shape (...)
-        nan where ``G`` is not positive definite (a point with non-finite entries).
+        nan where ``W W^T + N lam_H I`` is not positive definite (a point with non-finite entries).
     grads : list of L torch.Tensor
         Shaped like ``layers``.
     """
     import torch
 
-    prefix = [layers[0]]  # W_l ... W_1
-    for layer in layers[1:]:
-        prefix.append(layer @ prefix[-1])
-    W = prefix[-1]
-    K = W.shape[-2]
-    N = n.sum(-1)
-    ridge = (N * lam_H)[..., None, None] if torch.is_tensor(N * lam_H) and (N * lam_H).ndim else N * lam_H
-    eye = torch.eye(K, dtype=W.dtype, device=W.device)
-    G = W @ W.transpose(-1, -2) + ridge * eye
-    C = n[..., :, None] * eye
-    if bias:
-        C = C - n[..., :, None] * n[..., None, :] / (N[..., None, None] if N.ndim else N)
-    chol, info = torch.linalg.cholesky_ex(G)
-    XY = torch.cholesky_solve(torch.cat([C.expand(*W.shape[:-1], K), W], dim=-1), chol)
-    X, Y = XY[..., :K], XY[..., K:]  # G^{-1} C and G^{-1} W
-    value = lam_H / 2 * X.diagonal(0, -2, -1).sum(-1)
-    value = torch.where(info == 0, value, torch.full_like(value, float("nan")))
-    back = -lam_H * (X @ Y) if not torch.is_tensor(lam_H) or lam_H.ndim == 0 else -lam_H[..., None, None] * (X @ Y)
-    grads = [None] * len(layers)
-    for l in range(len(layers) - 1, -1, -1):
-        lam = lam_W[l][..., None, None] if torch.is_tensor(lam_W[l]) and lam_W[l].ndim else lam_W[l]
-        value = value + lam_W[l] / 2 * _sq(layers[l])
-        grads[l] = (back @ prefix[l - 1].transpose(-1, -2) if l > 0 else back) + lam * layers[l]
-        if l > 0:
-            back = layers[l].transpose(-1, -2) @ back
+    expand = lambda v: v[..., None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+    n = torch.as_tensor(n, dtype=layers[-1].dtype, device=layers[-1].device)
+    value, grads = projected_fit(layers, projection_target(n, bias), expand(n.sum(-1) * lam_H), expand(lam_H))
+    for l, layer in enumerate(layers):
+        value = value + lam_W[l] / 2 * _sq(layer)
+        grads[l] = grads[l] + expand(lam_W[l]) * layer
     return value, grads

@@ -46,7 +46,7 @@ from ._polish import polish
 from ._validate import boolean, choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
-from .objective import exact_features, product, projected_objective, projected_value_and_grad, ufm_objective
+from .objective import exact_features, product, projected_fit, projected_objective, projection_target, ufm_objective
 from .theory import GlobalMinimizer, check_lambdas, global_minimizer
 
 __all__ = [
@@ -343,6 +343,11 @@ class _Problem:
         self.shapes = [(r, r)] * (L - 1) + [(K, r)] + ([] if exact else [(d, N)] + ([(K,)] if bias else []))
         self.sizes = [math.prod(s) for s in self.shapes]
         self.P = sum(self.sizes)
+        if exact:  # what value_and_grad needs, once: C, N lam_H and every parameter's weight decay
+            self._C = projection_target(self.n, bias)
+            self._ridge = N * lam_H
+            self._decay = torch.cat([torch.as_tensor(v, dtype=dtype, device=device).reshape(-1, 1).expand(-1, size)
+                                     for v, size in zip(self.lam_W, self.sizes)], dim=1).squeeze(0)  # fmt: skip
 
     @staticmethod
     def _pick(v, rows):
@@ -398,9 +403,13 @@ class _Problem:
                 t = theta.detach().requires_grad_(True)
                 f = self(t, rows)
                 return f.detach(), torch.autograd.grad(f.sum(), t)[0]
-        n, lam_W, lam_H, _ = self._data(rows)
-        f, grads = projected_value_and_grad(self.split(theta), n, lam_W, lam_H, bias=self.bias)
-        return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1)
+        pick = self._pick
+        C = self._C if self._C.ndim == 2 else pick(self._C, rows)
+        as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+        fit, grads = projected_fit(self.split(theta), C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)))
+        decayed = theta * (self._decay if self._decay.ndim == 1 else pick(self._decay, rows))
+        f = fit + 0.5 * (decayed * theta).sum(1)
+        return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1) + decayed
 
     def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Layers, class means, ``b`` and ``H`` (None with exact features) of one problem, as float64 numpy arrays."""
