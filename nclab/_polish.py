@@ -41,7 +41,7 @@ GAIN = 1e-13
 ONE_SCALES = np.geomspace(0.1, 1.2, 12)
 #: Amplitudes of a block of planted modes (a deep mode that survives sits at 0.5 to 1 of it).
 BLOCK_SCALES = (0.6, 0.8, 0.9, 1.0)
-#: Most parameters evaluated in one batch while screening candidates.
+#: Most parameters evaluated in one batch while screening candidates (a larger family is searched).
 CHUNK = 1 << 22
 #: Most rounds of moves.
 ROUNDS = 50
@@ -113,8 +113,8 @@ def _orth(A: torch.Tensor) -> torch.Tensor:
     return Q[:, diag > 1e-12 * max(float(diag.max()), 1e-300)] if diag.numel() else Q
 
 
-def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Callable[[], torch.Tensor]] | None:
-    """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try`; None if none survives.
+def without_weakest(theta: torch.Tensor, problem, i: int) -> list[list[Callable[[], torch.Tensor]]] | None:
+    """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try` (one family); None if none survives.
 
     The modes enter ``W_1`` along their feature directions ``Z v`` and leave layer l along
     the span of ``W_l q_{l-1}``; each layer loses its component on its input block, so the
@@ -137,7 +137,7 @@ def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Callable[[], t
                 break
         return problem.pack(new_layers, H, m.b)
 
-    return [lambda j=j: build(j) for j in counts_to_try(m.rank)]
+    return [[lambda j=j: build(j) for j in counts_to_try(m.rank)]]
 
 
 def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> torch.Tensor | None:
@@ -163,8 +163,11 @@ def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> t
     return torch.linalg.qr(q).Q
 
 
-def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[Callable[[], torch.Tensor]] | None:
+def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[list[Callable[[], torch.Tensor]]] | None:
     """Candidates with the ``j`` top singular pairs of the class-space residual planted as new modes; None if no room.
+
+    Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
+    :data:`BLOCK_SCALES`, blocks of ``j`` modes for ``j`` in :func:`counts_to_try`.
 
     Mode ``k`` gets the balanced layer scales of a deep mode, ``sqrt(c / lam_l) x`` with
     ``x = a s_k^(1/(L+1))`` (``a = 1`` fits the residual's singular value ``s_k`` whole), at the
@@ -210,32 +213,60 @@ def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[Callable[[], to
             H = m.H + (new_Z / m.sqrt_n) @ m.Y
         return problem.pack(new_layers, H, m.b)
 
-    grid = [(1, a) for a in ONE_SCALES] + [(j, a) for j in counts_to_try(most)[1:] for a in BLOCK_SCALES]
-    return [lambda j=j, a=a: build(j, float(a)) for j, a in grid]
+    families = [[lambda a=a: build(1, float(a)) for a in ONE_SCALES]]
+    families += [[lambda j=j, a=a: build(j, a) for j in counts_to_try(most)[1:]] for a in BLOCK_SCALES if most > 1]
+    return families
 
 
-def best_candidate(problem, i: int, candidates: list[Callable[[], torch.Tensor]]) -> tuple[float, torch.Tensor]:
-    """The candidate of problem ``i`` with the lowest (P), built and evaluated a chunk at a time."""
-    best_f, best = math.inf, None
+def best_candidate(problem, i: int, families: list[list[Callable[[], torch.Tensor]]]) -> tuple[float, torch.Tensor]:
+    """The candidate of problem ``i`` with the lowest (P) among ``families`` of candidates.
+
+    A short family (the amplitudes of one mode), or one whose candidates fit in one batch of
+    :data:`CHUNK` parameters, is evaluated whole, in batches. A long family is ordered by the
+    number of modes moved, and (P) along it is unimodal at a critical point, where the modes
+    decouple (it falls while the moves help, then rises): it is searched by a ternary search,
+    a candidate at a time, in about ``2 log_1.5`` of its length evaluations.
+    """
     rows = torch.tensor([i])
-    chunk: list[torch.Tensor] = []
+    best_f, best = math.inf, None
 
-    def flush() -> None:
-        nonlocal best_f, best
-        batch = torch.cat(chunk)
+    def values(batch: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            f = torch.nan_to_num(problem(batch, rows.to(batch.device).expand(len(batch))), nan=math.inf)
-        k = int(torch.argmin(f))
-        if float(f[k]) < best_f:
-            best_f, best = float(f[k]), batch[k : k + 1]
-        chunk.clear()
+            return torch.nan_to_num(problem(batch, rows.to(batch.device).expand(len(batch))), nan=math.inf)
 
-    for make in candidates:
-        chunk.append(make())
-        if len(chunk) * chunk[0].shape[1] >= CHUNK:
-            flush()
-    if chunk:
-        flush()
+    for family in families:
+        if not family:
+            continue
+        first = family[0]()
+        if len(family) <= len(ONE_SCALES) or len(family) * first.shape[1] <= CHUNK:
+            found = (math.inf, first)
+            per = max(1, CHUNK // first.shape[1])
+            for start in range(0, len(family), per):
+                batch = torch.cat([first if k == 0 else family[k]() for k in range(start, min(start + per, len(family)))])
+                f = values(batch)
+                k = int(torch.argmin(f))
+                if float(f[k]) < found[0]:
+                    found = (float(f[k]), batch[k : k + 1])
+        else:
+            cache: dict[int, tuple[float, torch.Tensor]] = {}
+
+            def at(k: int) -> float:
+                if k not in cache:
+                    c = first if k == 0 else family[k]()
+                    cache[k] = (float(values(c)[0]), c)
+                return cache[k][0]
+
+            lo, hi = 0, len(family) - 1
+            while hi - lo > 2:
+                m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+                if at(m1) <= at(m2):
+                    hi = m2
+                else:
+                    lo = m1
+            k = min(range(lo, hi + 1), key=at)
+            found = cache[k]
+        if found[0] < best_f:
+            best_f, best = found
     return best_f, best  # type: ignore[return-value]
 
 
@@ -282,10 +313,10 @@ def polish(theta: torch.Tensor, f: torch.Tensor, problem, steps: int) -> tuple[t
         for move in MOVES:
             starts, rows = [], []
             for i in trying:
-                candidates = move(theta[i : i + 1], problem, i)
-                if not candidates:
+                families = move(theta[i : i + 1], problem, i)
+                if not families:
                     continue
-                fc, best = best_candidate(problem, i, candidates)
+                fc, best = best_candidate(problem, i, families)
                 if fc < float(f[i]) - GAIN * abs(float(f[i])):
                     starts.append(best)
                     rows.append(i)

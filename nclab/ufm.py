@@ -396,8 +396,9 @@ class _Problem:
         return ufm_objective(parts[: self.L], parts[self.L], b, Y, lam_W, lam_H, self.lam_b, self.loss)
 
     def value_and_grad(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(P) of the problems ``rows`` at ``theta`` and its gradient (b, P): by hand with exact
-        features (:func:`nclab.objective.projected_value_and_grad`), by autograd otherwise."""
+        """(P) of the problems ``rows`` at ``theta`` and its gradient (b, P): by hand with exact features
+        (:func:`nclab.objective.projected_fit`, plus the weight decay on the packed parameters), by
+        autograd otherwise."""
         if not self.exact:
             with torch.enable_grad():
                 t = theta.detach().requires_grad_(True)

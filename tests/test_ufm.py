@@ -381,3 +381,23 @@ def test_training_in_subspaces_keeps_the_product_of_the_gaussian_start():
             layers, _ = _embed(reduced, np.zeros((4, 4)), [q[row] for q in Q])
             np.testing.assert_allclose(product(layers), product([W[row].numpy() for W in std_layers]), atol=1e-12)
             assert all(np.linalg.norm(a) <= np.linalg.norm(w[row].numpy()) + 1e-12 for a, w in zip(reduced, std_layers))
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 1], ids=["batched-screen", "ternary-search"])
+def test_the_polish_recovers_many_lost_modes_in_a_few_block_moves(monkeypatch, chunk):
+    """A tiny start loses every mode of a deep model; the block moves plant them back in a few
+    L-BFGS runs, not one run per mode, whether the candidates are screened in one batch or
+    searched one at a time (the path of large problems)."""
+    from nclab import _polish
+
+    monkeypatch.setattr(_polish, "CHUNK", chunk)
+    runs = []
+    real = _polish.run_lbfgs
+    monkeypatch.setattr(_polish, "run_lbfgs", lambda *a: runs.append(1) or real(*a))
+    n = data.long_tailed(24, 400, 10)
+    lam = 2e-3
+    g = theory.global_minimizer(n, lam, lam, L=3)
+    assert g.n_active >= 12
+    r = train(n, d=30, lam_W=lam, lam_H=lam, L=3, init_std=0.01, restarts=1, progress=False, metrics=())
+    assert abs(r.gap) < 1e-8 and r.distance_to_theory()["W_gram"] < 1e-5
+    assert len(runs) <= 6
