@@ -580,6 +580,7 @@ def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, 
     start = finite.reshape(R, B).argmin(0) * B + torch.arange(B, device=theta0.device)
     theta, f, taken = solver.theta[start], solver.f[start], solver.iterations[start]
     converged = solver.done[start] & (solver.iterations[start] < steps)
+    del solver  # its curvature memory, before the polish allocates its own
     if prune:
         theta, f, extra = polish(theta, f, problem, steps)
         taken = taken + extra
