@@ -35,8 +35,10 @@ Records (one line each in the printed table; a list of dicts with ``--json``):
     An ImageNet-sized UFM: K = 1000 classes, d = 2048, a long-tailed profile (ratio 10) with
     N = 1,280,602 samples, L = 1 and L = 3, trained by one default call in a fresh subprocess:
     ``nclab_total_seconds``, ``peak_memory_mb`` (``ru_maxrss``) and ``reached`` (gap to the
-    closed form <= 1e-6). ``--quick`` trains K = 400, d = 800, N = 512,271 instead. The full run
-    adds L = 1 calls at other K and d (``series``), for the growth of the cost.
+    closed form <= 1e-6), at lam = 3e-5, where 346 (L = 1) and 648 (L = 3) of the 999 modes
+    survive. ``--quick`` trains K = 400, d = 800, N = 512,271 instead, at lam = 7.5e-5 (the same
+    ``lam N``: 138 and 259 of 399 modes survive). The full run adds L = 1 calls at other K and d
+    (``series``, again at the same ``lam N``), for the growth of the cost.
 ``widget-update``
     Median compute time of one theory-explorer update (:func:`nclab.widgets.explorer_state`:
     counts, closed form and figure data, no drawing) over random slider positions.
@@ -305,15 +307,17 @@ def n_independence(device: torch.device, *, K: int = 100, d: int = 256, L: int =
 #: (K, d, n_max) of the scale instances: ImageNet-sized, and the one of --quick.
 IMAGENET = (1000, 2048, 3275)
 QUICK_SCALE = (400, 800, 3275)
-#: A strength at which about a third (L = 1) or two thirds (L = 3) of the modes of the
-#: long-tailed profile survive at N = 1.28 million.
-SCALE_LAM = 3e-5
+#: ``lam * N`` of the scale instances: at K = 1000 and N = 1,280,602 (lam = 3e-5) about a third
+#: (L = 1) or two thirds (L = 3) of the modes of the long-tailed profile survive, and about as
+#: many at the other K, whose N is smaller.
+SCALE_LAM_N = 3e-5 * 1_280_602
 
 
-def scale(device: torch.device, L: int, *, K: int, d: int, n_max: int, lam: float = SCALE_LAM, series: str | None = None,
+def scale(device: torch.device, L: int, *, K: int, d: int, n_max: int, lam: float | None = None, series: str | None = None,
           threads: int | None = None) -> dict:  # fmt: skip
-    """One default training call on a long-tailed profile (ratio 10) in a fresh process."""
+    """One default training call on a long-tailed profile (ratio 10) in a fresh process (``lam``: default ``SCALE_LAM_N / N``)."""
     n = data.long_tailed(K, n_max, 10)
+    lam = SCALE_LAM_N / n.sum() if lam is None else lam
     out = in_subprocess(dict(n=n.tolist(), d=d, lam=lam, L=L, device=str(device), repeats=1, threads=threads))
     return dict(name="scale", device=device.type, K=K, d=d, N=int(n.sum()), L=L, lam=lam, series=series, n_active=out["n_active"],
                 nclab_total_seconds=out["seconds"], steps=out["steps"], peak_memory_mb=out["peak_memory_mb"], gap=out["gap"],
