@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -106,38 +106,48 @@ def modes(theta: torch.Tensor, problem, i: int) -> Modes | None:
     return Modes(layers, H, b, Z, parts[1], parts[2], sqrt_n, Y, lams, lam_H)
 
 
-def _orth(A: torch.Tensor) -> torch.Tensor:
-    """Orthonormal basis of the columns of ``A`` that are not negligible (QR)."""
+@dataclass
+class Family:
+    """Candidates of one move for one problem: ``build(ks)`` makes the candidates at positions
+    ``ks`` as one batch (len(ks), P). ``ordered``: by the number of modes moved, along which (P)
+    is unimodal at a critical point (a long such family is searched, not evaluated whole)."""
+
+    size: int
+    build: Callable[[Sequence[int]], torch.Tensor]
+    ordered: bool = True
+
+
+def _nested_basis(A: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns whose first j span the first j columns of ``A`` for every j (QR); a
+    column that adds no direction becomes zero."""
     Q, R = torch.linalg.qr(A)
     diag = R.diagonal().abs()
-    return Q[:, diag > 1e-12 * max(float(diag.max()), 1e-300)] if diag.numel() else Q
+    return Q * (diag > 1e-12 * max(float(diag.max()), 1e-300)) if diag.numel() else Q
 
 
-def without_weakest(theta: torch.Tensor, problem, i: int) -> list[list[Callable[[], torch.Tensor]]] | None:
+def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
     """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try` (one family); None if none survives.
 
     The modes enter ``W_1`` along their feature directions ``Z v`` and leave layer l along
     the span of ``W_l q_{l-1}``; each layer loses its component on its input block, so the
-    modes leave the product and the layers' norms alike.
+    modes leave the product and the layers' norms alike. Weakest first, the blocks are nested,
+    so one QR per space serves every ``j``.
     """
     m = modes(theta, problem, i)
     if m is None or m.rank == 0:
         return None
+    bases = [_nested_basis(m.Z @ m.Vh[: m.rank].flip(0).T)]  # (r, rank), weakest mode first
+    for W in m.layers[:-1]:
+        bases.append(_nested_basis(W[0] @ bases[-1]))
+    counts = counts_to_try(m.rank)
 
-    def build(j: int) -> torch.Tensor:
-        q = _orth(m.Z @ m.Vh[m.rank - j : m.rank].T)
-        H = None if m.H is None else m.H - q @ (q.T @ m.H)
-        new_layers = []
-        for W in m.layers:
-            out = W[0] @ q
-            new_layers.append((W[0] - out @ q.T)[None])
-            q = _orth(out)
-            if q.shape[1] == 0:
-                new_layers += [V.clone() for V in m.layers[len(new_layers) :]]
-                break
-        return problem.pack(new_layers, H, m.b)
+    def build(ks: Sequence[int]) -> torch.Tensor:
+        mask = (torch.arange(m.rank, device=theta.device)[None, :] < torch.tensor([counts[k] for k in ks], device=theta.device)[:, None]).to(theta.dtype)
+        layers = [W - torch.einsum("ar,kr,br->kab", W[0] @ q, mask, q) for W, q in zip(m.layers, bases)]
+        H = None if m.H is None else m.H - torch.einsum("ar,kr,br->kab", bases[0], mask, bases[0]) @ m.H[0]
+        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(ks), -1))
 
-    return [[lambda j=j: build(j) for j in counts_to_try(m.rank)]]
+    return [Family(len(counts), build)]
 
 
 def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> torch.Tensor | None:
@@ -163,7 +173,7 @@ def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> t
     return torch.linalg.qr(q).Q
 
 
-def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[list[Callable[[], torch.Tensor]]] | None:
+def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
     """Candidates with the ``j`` top singular pairs of the class-space residual planted as new modes; None if no room.
 
     Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
@@ -203,71 +213,98 @@ def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[list[Callable[[
         path.append(q)
     path.append(U_r[:, :most])
     c = effective_c(m.lams, m.lam_H, L)
+    root = s_r[:most] ** (1 / (L + 1))
+    coef = [math.sqrt(c / lam) for lam in m.lams]
 
-    def build(j: int, scale: float) -> torch.Tensor:
-        x = scale * s_r[:j] ** (1 / (L + 1))
-        new_layers = [(W[l] + math.sqrt(c / m.lams[l]) * (path[l + 1][:, :j] * x) @ path[l][:, :j].T)[None] for l in range(L)]
+    def planted(x: torch.Tensor) -> torch.Tensor:
+        """Candidates with the modes planted at the amplitudes ``x`` (k, most) (zero: not planted)."""
+        layers = [W[l][None] + coef[l] * torch.einsum("ai,ki,bi->kab", path[l + 1], x, path[l]) for l in range(L)]
         H = None
         if m.H is not None:
-            new_Z = math.sqrt(c / m.lam_H) * (path[0][:, :j] * x) @ Vh_r[:j]
+            new_Z = math.sqrt(c / m.lam_H) * torch.einsum("ai,ki,ib->kab", path[0], x, Vh_r[:most])
             H = m.H + (new_Z / m.sqrt_n) @ m.Y
-        return problem.pack(new_layers, H, m.b)
+        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(x), -1))
 
-    families = [[lambda a=a: build(1, float(a)) for a in ONE_SCALES]]
-    families += [[lambda j=j, a=a: build(j, a) for j in counts_to_try(most)[1:]] for a in BLOCK_SCALES if most > 1]
+    one = torch.as_tensor(ONE_SCALES, dtype=theta.dtype, device=theta.device)
+    first = torch.zeros(most, dtype=theta.dtype, device=theta.device)
+    first[0] = root[0]
+    families = [Family(len(one), lambda ks: planted(one[list(ks)][:, None] * first[None, :]), ordered=False)]
+    blocks = counts_to_try(most)[1:]
+    for a in BLOCK_SCALES if blocks else ():
+        def build(ks: Sequence[int], a: float = a) -> torch.Tensor:
+            js = torch.tensor([blocks[k] for k in ks], device=theta.device)
+            return planted(a * root[None, :] * (torch.arange(most, device=theta.device)[None, :] < js[:, None]))
+
+        families.append(Family(len(blocks), build))
     return families
 
 
-def best_candidate(problem, i: int, families: list[list[Callable[[], torch.Tensor]]]) -> tuple[float, torch.Tensor]:
-    """The candidate of problem ``i`` with the lowest (P) among ``families`` of candidates.
+def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tuple[float, torch.Tensor]]:
+    """For every problem ``i``, the candidate of ``families[i]`` with the lowest (P), and that value.
 
-    A short family (the amplitudes of one mode), or one whose candidates fit in one batch of
-    :data:`CHUNK` parameters, is evaluated whole, in batches. A long family is ordered by the
-    number of modes moved, and (P) along it is unimodal at a critical point, where the modes
-    decouple (it falls while the moves help, then rises): it is searched by a ternary search,
-    a candidate at a time, in about ``2 log_1.5`` of its length evaluations.
+    Families whose candidates fit in :data:`CHUNK` parameters (and the short, unordered ones)
+    are built whole and evaluated together, for all problems, in batches of about
+    :data:`CHUNK` parameters. A long ordered family is searched problem by problem, a
+    candidate at a time: along it (P) is unimodal at a critical point, where the modes
+    decouple (it falls while the moves help, then rises), and a ternary search needs about
+    ``2 log_1.5`` of its length evaluations.
     """
-    rows = torch.tensor([i])
-    best_f, best = math.inf, None
+    best: dict[int, tuple[float, torch.Tensor]] = {}
 
-    def values(batch: torch.Tensor) -> torch.Tensor:
+    def offer(i: int, f: torch.Tensor, cands: torch.Tensor) -> None:
+        k = int(torch.argmin(f))
+        if float(f[k]) < best.get(i, (math.inf,))[0]:
+            best[i] = (float(f[k]), cands[k : k + 1])
+
+    def values(cands: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.nan_to_num(problem(batch, rows.to(batch.device).expand(len(batch))), nan=math.inf)
+            return torch.nan_to_num(problem(cands, owners), nan=math.inf)
 
-    for family in families:
-        if not family:
-            continue
-        first = family[0]()
-        if len(family) <= len(ONE_SCALES) or len(family) * first.shape[1] <= CHUNK:
-            found = (math.inf, first)
-            per = max(1, CHUNK // first.shape[1])
-            for start in range(0, len(family), per):
-                batch = torch.cat([first if k == 0 else family[k]() for k in range(start, min(start + per, len(family)))])
-                f = values(batch)
-                k = int(torch.argmin(f))
-                if float(f[k]) < found[0]:
-                    found = (float(f[k]), batch[k : k + 1])
-        else:
-            cache: dict[int, tuple[float, torch.Tensor]] = {}
+    P = problem.P
+    whole: list[tuple[int, torch.Tensor]] = []  # (problem, candidates) to evaluate in batches
+    for i, fams in families.items():
+        for fam in fams:
+            if not fam.ordered or fam.size * P <= CHUNK:
+                per = max(1, CHUNK // P)
+                whole += [(i, fam.build(range(k, min(k + per, fam.size)))) for k in range(0, fam.size, per)]
+                continue
+            cache: dict[int, float] = {}
 
             def at(k: int) -> float:
                 if k not in cache:
-                    c = first if k == 0 else family[k]()
-                    cache[k] = (float(values(c)[0]), c)
-                return cache[k][0]
+                    cand = fam.build([k])
+                    cache[k] = float(values(cand, torch.tensor([i], device=cand.device))[0])
+                    offer(i, torch.tensor([cache[k]]), cand)
+                return cache[k]
 
-            lo, hi = 0, len(family) - 1
+            lo, hi = 0, fam.size - 1
             while hi - lo > 2:
                 m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
                 if at(m1) <= at(m2):
                     hi = m2
                 else:
                     lo = m1
-            k = min(range(lo, hi + 1), key=at)
-            found = cache[k]
-        if found[0] < best_f:
-            best_f, best = found
-    return best_f, best  # type: ignore[return-value]
+            for k in range(lo, hi + 1):
+                at(k)
+    per = max(1, CHUNK // P)
+    pending: list[tuple[int, torch.Tensor]] = []
+
+    def flush() -> None:
+        if pending:
+            cands = torch.cat([c for _, c in pending])
+            owners = torch.cat([torch.full((len(c),), i, device=cands.device) for i, c in pending])
+            f, start = values(cands, owners), 0
+            for i, c in pending:
+                offer(i, f[start : start + len(c)], c)
+                start += len(c)
+            pending.clear()
+
+    for i, cands in whole:
+        if pending and sum(len(c) for _, c in pending) + len(cands) > per:
+            flush()
+        pending.append((i, cands))
+    flush()
+    return best
 
 
 def run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
@@ -311,15 +348,10 @@ def polish(theta: torch.Tensor, f: torch.Tensor, problem, steps: int) -> tuple[t
     for _ in range(ROUNDS):
         improved: set[int] = set()
         for move in MOVES:
-            starts, rows = [], []
-            for i in trying:
-                families = move(theta[i : i + 1], problem, i)
-                if not families:
-                    continue
-                fc, best = best_candidate(problem, i, families)
-                if fc < float(f[i]) - GAIN * abs(float(f[i])):
-                    starts.append(best)
-                    rows.append(i)
+            families = {i: fams for i in trying if (fams := move(theta[i : i + 1], problem, i))}
+            found = best_candidates(problem, families)
+            rows = [i for i, (fc, _) in found.items() if fc < float(f[i]) - GAIN * abs(float(f[i]))]
+            starts = [found[i][1] for i in rows]
             if not rows:
                 continue
             rows_t = torch.tensor(rows, device=theta.device)

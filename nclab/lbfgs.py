@@ -48,8 +48,10 @@ class BatchedLBFGS:
         Number of curvature pairs ``m`` kept per problem.
     tol : float, default 1e-15
         A problem is converged after three steps in a row whose relative decrease is at most
-        ``tol``, when its gradient vanishes, or when its line search finds no decrease twice
-        in a row (the second time from steepest descent, its curvature memory cleared).
+        ``tol``, when the decrease that its quasi-Newton step and a steepest-descent step
+        predict are both below ``tol`` (relative), when its gradient vanishes, or when its line
+        search finds no decrease twice in a row (the second time from steepest descent, its
+        curvature memory cleared).
     jac : bool, default False
         ``fun`` returns ``(f, g)``, its values and their gradient (b, P), instead of ``f`` alone.
 
@@ -152,9 +154,17 @@ class BatchedLBFGS:
         if bool(bad.any()):
             p = torch.where(bad[:, None], -g, p)
             gtp = torch.where(bad, -(g * g).sum(1), gtp)
+        # converged: the decrease that the quasi-Newton model and its scalar start (gamma I)
+        # both predict is below the tolerance; a line search there only meets round-off
+        tiny = 2 * self.tol * f.abs()
+        stationary = (-gtp <= tiny) & (self._gamma * (g * g).sum(1) <= tiny)
         new_x = x + p  # the unit step, accepted by most problems at most iterations
         new_f, new_g = self._evaluate(new_x, self._rows)
-        searching = ~(torch.isfinite(new_f) & (new_f <= f + 1e-4 * gtp))
+        ok = torch.isfinite(new_f) & (new_f <= f + 1e-4 * gtp)
+        searching = ~ok & ~stationary
+        if bool((stationary & ~ok).any()):  # a converged problem keeps its point
+            keep = stationary & ~ok
+            new_x[keep], new_f[keep], new_g[keep] = x[keep], f[keep], g[keep]
         failed = None
         if bool(searching.any()):
             idx = searching.nonzero().flatten()
@@ -196,7 +206,7 @@ class BatchedLBFGS:
             self.theta[rows], self.f[rows] = new_x, new_f
             self.iterations[rows] += 1
         self.n_iter += 1
-        finished = (self._quiet >= 3) | (new_g.abs().amax(1) == 0)
+        finished = (self._quiet >= 3) | (new_g.abs().amax(1) == 0) | stationary
         if failed is not None:
             finished = finished | failed
         if bool(finished.any()):
