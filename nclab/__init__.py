@@ -15,38 +15,94 @@ each:
 * :mod:`nclab.nets` -- a real network on real data (scikit-learn's digits) and user features;
 * :mod:`nclab.exercises` and :mod:`nclab.assign` -- checkers and student editions for courses.
 
-The last six load on first use (``nclab.plots`` works after ``import nclab``).
+The light core -- ``import nclab``, :mod:`~nclab.data`, :mod:`~nclab.theory`,
+:mod:`~nclab.metrics` (for numpy input), :mod:`~nclab.phases` maps and :mod:`~nclab.plots` --
+needs numpy, scipy and matplotlib only. Everything else loads on first use (``nclab.train``,
+``nclab.ufm``, ``nclab.nets``, ...); what needs an optional package says which extra to
+install (``pip install "nclab[train]"`` for PyTorch).
 """
 
 import importlib
+import importlib.util
+from types import ModuleType
+from typing import Any
 
-from . import data, metrics, objective, theory, ufm
+from . import _validate, data, metrics, theory
 from .theory import global_minimizer
-from .ufm import TrainingDivergedError, TrainResult, train
+
+__version__ = "0.1.0"
+
+#: Modules loaded on first use, with the extra that provides what they import.
+_LAZY_MODULES = {
+    "objective": None,
+    "ufm": "train",
+    "lbfgs": "train",
+    "phases": None,
+    "plots": None,
+    "widgets": "widgets",
+    "nets": "nets",
+    "exercises": None,
+    "assign": "assign",
+}
+#: Names re-exported from a lazy module.
+_LAZY_NAMES = {"train": "ufm", "TrainResult": "ufm", "TrainingDivergedError": "ufm"}
+#: Optional top-level packages and the extra of ``pyproject.toml`` that installs each.
+_EXTRA_OF_PACKAGE = {
+    "torch": "train",
+    "tqdm": "train",
+    "ipywidgets": "widgets",
+    "IPython": "widgets",
+    "sklearn": "nets",
+    "nbformat": "assign",
+    "nbclient": "assign",
+}
+_PACKAGES_OF_EXTRA = {"train": {"torch", "tqdm"}, "nets": {"torch", "tqdm", "sklearn"}, "widgets": {"ipywidgets", "IPython"}, "assign": {"nbformat", "nbclient"}}
 
 
-def seed_everything(seed: int = 0) -> None:
-    """Seed Python, numpy and torch, so a notebook's random numbers repeat run after run."""
-    import random
-
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-_LAZY = ("phases", "plots", "widgets", "nets", "exercises", "assign")
+def _load(module: str) -> ModuleType:
+    """Import ``nclab.<module>``; a missing optional package becomes an ImportError naming the extra."""
+    try:
+        return importlib.import_module(f".{module}", __name__)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if not missing or missing == __name__:
+            raise
+        own = _LAZY_MODULES.get(module)
+        extra = own if own and missing in _PACKAGES_OF_EXTRA.get(own, ()) else _EXTRA_OF_PACKAGE.get(missing, "all")
+        raise ImportError(f'nclab.{module} needs the package {missing!r}, which is not installed: pip install "nclab[{extra}]"') from exc
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        return importlib.import_module(f".{name}", __name__)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return _load(name)
+    if name in _LAZY_NAMES:
+        return getattr(_load(_LAZY_NAMES[name]), name)
     raise AttributeError(f"module 'nclab' has no attribute {name!r}")
 
 
-__version__ = "0.1.0"
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, numpy's global generator and (when installed) torch.
+
+    So a notebook's random numbers repeat run after run. The seed is checked before anything
+    is reseeded.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        A whole number in ``[0, 2**32 - 1]`` (numpy's legacy seeding accepts no more).
+    """
+    import random
+
+    import numpy as np
+
+    seed = _validate.seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.manual_seed(seed)
+
 
 __all__ = [
     "data",

@@ -1,41 +1,34 @@
-"""Student editions of the assignment notebooks, well-formedness checks, and grading.
+"""What otter-grader lacks for the book's assignments: verdicts a submission cannot forge,
+batch grading that never stops, and the book's edition of an assignment.
+
+The problem sets are otter-grader assignments: ``assignments/*.ipynb`` are otter-assign
+master notebooks, and ``otter assign`` writes the student edition (public tests only) and the
+autograder zip (public and hidden tests). otter runs a notebook's tests *inside the student's
+kernel*, where a submission can patch otter, numpy or nclab and award itself full marks. This
+module grades with the same test files from the same zip, but runs them in the grader's own
+process; the submission's kernel only supplies its answers as data (see
+:mod:`nclab._submission`). So:
+
+* verdicts come from the tests, never from what the notebook displays or stores;
+* the tasks and their points come from the autograder zip: a task the zip does not define is
+  ignored, and each task's score is clamped to ``[0, its points]``;
+* a broken submission (unreadable file, a cell that runs forever, a kernel that dies) becomes a
+  row of the CSV with a note, and the batch goes on; a kernel and every process it started are
+  killed after its submission.
+
+It runs the submission's code as the user who runs the grader, with that user's files and
+network: it does not isolate. For isolation, grade in containers (``otter grade``, or
+Gradescope with the zip from ``gradescope``).
 
 Command line (``python -m nclab.assign --help``)::
 
-    python -m nclab.assign check   book/assignments/ps1_balanced.ipynb
-    python -m nclab.assign student book/assignments student/          # a whole folder
-    python -m nclab.assign student book/assignments/ps1_balanced.ipynb ps1_student.ipynb
-    python -m nclab.assign grade   submissions/*.ipynb --key book/assignments/ps1_balanced.ipynb
+    python -m nclab.assign grade AUTOGRADER.zip SUBMISSIONS... --csv grades.csv [--json DIR]
+    python -m nclab.assign gradescope AUTOGRADER.zip TRUSTED-AUTOGRADER.zip
+    python -m nclab.assign book assignments/ps1_balanced.ipynb book/assignments/ps1_balanced.ipynb
 
-Marking scheme (one, and only one)
-----------------------------------
-An instructor notebook marks its solutions in code cells that carry the cell tag ``solution``
-(the book also tags them ``hide-input``, so the published page shows them behind a dropdown).
-Inside such a cell, each solution is enclosed by a pair of marker lines::
-
-    def etf_gram(K):
-        \"\"\"Gram matrix of a simplex ETF of K unit vectors.\"\"\"
-        ### BEGIN SOLUTION Task 1a
-        ...the instructor's code...
-        ### END SOLUTION
-
-In the student edition the lines from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` (markers
-included) become a single line, indented like the ``BEGIN`` marker::
-
-        raise NotImplementedError("Task 1a: write your solution here")
-
-Everything outside the markers (the signature, the docstring, variable names, checker calls)
-is kept. Text after ``BEGIN SOLUTION`` labels the stub. A *markdown* cell tagged ``solution``
-(a written answer) is replaced as a whole by an answer prompt. All outputs and execution
-counts are cleared, and a header cell names the notebook the student edition.
-
-Grading
--------
-The checkers of :mod:`nclab.exercises` display a :class:`~nclab.exercises.Feedback` that
-records its task and points in the output's metadata. ``grade`` executes each submitted
-notebook in a fresh kernel (errors do not stop it) and adds up the last feedback shown for each
-task. It runs the students' code: run it in a container or a throwaway account, and treat the
-result as a first pass (a student could edit a checker cell; look at the notebook too).
+Test files must be otter's exception-based format (assignment config ``tests: ok_format:
+false``), and their test functions' parameters must name only the student's answers (values or
+functions); tests import numpy and nclab themselves.
 """
 
 from __future__ import annotations
@@ -44,416 +37,464 @@ import argparse
 import copy
 import csv
 import json
+import math
 import re
 import sys
+import tempfile
+import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import nbformat
 
-from .exercises import FEEDBACK_METADATA_KEY
+from ._submission import Kernel, become_subreaper, run_submission
 
-__all__ = [
-    "SOLUTION_TAG",
-    "BEGIN_RE",
-    "END_RE",
-    "check_notebook",
-    "student_notebook",
-    "make_student",
-    "task_points",
-    "grade_notebook",
-    "main",
-]
+__all__ = ["AssignError", "Autograder", "Grade", "grade_notebook", "grade_batch", "write_csv", "gradescope_zip", "run_gradescope", "book_edition", "main"]
 
-SOLUTION_TAG = "solution"
-BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)###[ \t]*BEGIN SOLUTION\b(?P<label>.*)$")
-END_RE = re.compile(r"^[ \t]*###[ \t]*END SOLUTION\b.*$")
-HIDE_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell"}
-CITE_RE = re.compile(r"\{cite(?::\w+)?\}`(?P<keys>[^`]+)`")
-ANSWER_PROMPT = "**Your answer:** *write your answer here (replace this text).*"
-FEEDBACK_KEY = FEEDBACK_METADATA_KEY
+#: Default seconds a cell may run, and a whole submission.
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT = 60.0, 900.0
 
 
 class AssignError(Exception):
     """An input the tool cannot work with; the message says why and what to do."""
 
 
-# --------------------------------------------------------------------------- reading
-
-
-def _read(path: str | Path) -> nbformat.NotebookNode:
-    p = Path(path)
-    if not p.exists():
-        raise AssignError(f"{p}: no such file or folder")
-    if p.is_dir():
-        raise AssignError(f"{p} is a folder; expected a notebook (.ipynb)")
-    try:
-        return nbformat.read(p, as_version=4)
-    except Exception as exc:  # noqa: BLE001 - any parse failure
-        raise AssignError(f"{p}: not a readable Jupyter notebook ({type(exc).__name__}: {exc})") from None
-
-
-def _tags(cell: nbformat.NotebookNode) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
-
-
-def _is_solution(cell: nbformat.NotebookNode) -> bool:
-    return SOLUTION_TAG in _tags(cell)
-
-
-def _solution_blocks(source: str) -> tuple[list[tuple[int, int, str, str]], list[str]]:
-    """Marker pairs in a code cell: [(begin line, end line, indent, label)], and problems."""
-    blocks, problems = [], []
-    open_at: int | None = None
-    indent = label = ""
-    for i, line in enumerate(source.splitlines()):
-        b, e = BEGIN_RE.match(line), END_RE.match(line)
-        if b:
-            if open_at is not None:
-                problems.append(f"line {i + 1}: BEGIN SOLUTION inside an open block (opened on line {open_at + 1})")
-            open_at, indent, label = i, b.group("indent"), b.group("label").strip()
-        elif e:
-            if open_at is None:
-                problems.append(f"line {i + 1}: END SOLUTION without a BEGIN SOLUTION before it")
-            else:
-                if i == open_at + 1:
-                    problems.append(f"line {i + 1}: empty solution block")
-                blocks.append((open_at, i, indent, label))
-                open_at = None
-    if open_at is not None:
-        problems.append(f"line {open_at + 1}: BEGIN SOLUTION without a matching END SOLUTION")
-    return blocks, problems
-
-
-# --------------------------------------------------------------------------- check
+# --------------------------------------------------------------------------- the tests
 
 
 @dataclass
-class CheckReport:
-    """Result of :func:`check_notebook`."""
+class Autograder:
+    """The tests of an assignment: ``name -> source`` of otter's exception-based test files,
+    and otter's autograder configuration (``otter_config.json``)."""
 
-    path: str
-    errors: list[str] = field(default_factory=list)
-    solution_cells: int = 0
-    blocks: int = 0
-    tasks: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, str]
+    config: dict = field(default_factory=dict)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+    @classmethod
+    def from_zip(cls, path: str | Path) -> "Autograder":
+        """Read an autograder zip written by ``otter assign``."""
+        try:
+            with zipfile.ZipFile(path) as zf:
+                files = {n: zf.read(n) for n in zf.namelist() if re.fullmatch(r"tests/[^/]+\.py", n) or n == "otter_config.json"}
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise AssignError(f"{path}: not a readable autograder zip ({exc})") from None
+        return cls._from_files(files, str(path))
 
+    @classmethod
+    def from_dir(cls, path: str | Path) -> "Autograder":
+        """Read an unpacked autograder (``tests/*.py`` and ``otter_config.json`` in ``path``)."""
+        root = Path(path)
+        files = {f"tests/{p.name}": p.read_bytes() for p in sorted((root / "tests").glob("*.py"))}
+        if (root / "otter_config.json").exists():
+            files["otter_config.json"] = (root / "otter_config.json").read_bytes()
+        return cls._from_files(files, str(path))
 
-def task_points(nb: nbformat.NotebookNode) -> dict[str, float]:
-    """Task label -> points, from the feedback shown in the notebook's stored outputs."""
-    tasks: dict[str, float] = {}
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            fb = out.get("metadata", {}).get(FEEDBACK_KEY)
-            if fb and fb.get("task") is not None:
-                tasks[str(fb["task"])] = fb.get("max_points", 0)
-    return tasks
+    @classmethod
+    def _from_files(cls, files: dict[str, bytes], where: str) -> "Autograder":
+        config = json.loads(files.pop("otter_config.json", b"{}") or b"{}")
+        tests = {}
+        for name, data in sorted(files.items()):
+            source = data.decode("utf-8")
+            env: dict[str, Any] = {}
+            exec(compile(source, name, "exec"), env)  # the instructor's file: defines the tests
+            if env.get("OK_FORMAT", True) or "name" not in env:
+                raise AssignError(f"{where}: {name} is not an exception-based otter test file (set 'tests: ok_format: false' in the assignment config)")
+            tests[str(env["name"])] = source
+        if not tests:
+            raise AssignError(f"{where}: no test files (tests/*.py) found")
+        return cls(dict(sorted(tests.items(), key=lambda kv: _natural(kv[0]))), config)
 
+    def fresh(self) -> list[Any]:
+        """New otter TestFile objects (they store their results), one per task."""
+        from otter.test_files import ExceptionTestFile
 
-def check_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>") -> CheckReport:
-    """Verify an instructor notebook: every ``solution`` code cell has well-formed markers,
-    no untagged cell has markers, and the notebook is not already a student edition."""
-    report = CheckReport(path)
-    if nb.metadata.get("nclab", {}).get("edition") == "student":
-        report.errors.append("this is already a student edition; run the tool on the instructor notebook")
-        return report
-    for idx, cell in enumerate(nb.cells):
-        where = f"cell {idx}"
-        if cell.cell_type == "code":
-            blocks, problems = _solution_blocks(cell.source)
-            report.errors += [f"{where}: {p}" for p in problems]
-            if _is_solution(cell):
-                report.solution_cells += 1
-                report.blocks += len(blocks)
-                if not blocks and not problems:
-                    report.errors.append(f"{where}: tagged '{SOLUTION_TAG}' but has no '### BEGIN SOLUTION' / '### END SOLUTION' markers")
-            elif blocks or problems:
-                report.errors.append(f"{where}: has solution markers but not the cell tag '{SOLUTION_TAG}' (add the tag, or the solution would reach students)")
-        elif _is_solution(cell):
-            if cell.cell_type == "markdown":
-                report.solution_cells += 1
-            else:
-                report.errors.append(f"{where}: a {cell.cell_type} cell cannot be a solution cell")
-    if report.solution_cells == 0:
-        report.errors.append(f"no cell is tagged '{SOLUTION_TAG}': nothing to hide from students")
-    report.tasks = task_points(nb)
-    return report
+        return [ExceptionTestFile.from_string(src, path=f"tests/{name}.py") for name, src in self.tests.items()]
+
+    def points(self) -> dict[str, float]:
+        return {tf.name: max(0.0, float(tf.possible)) for tf in self.fresh()}
 
 
-# --------------------------------------------------------------------------- student edition
+def _natural(name: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _stub_source(source: str) -> str:
-    blocks, problems = _solution_blocks(source)
-    if problems:  # check_notebook reports these; never emit a half-stripped cell
-        raise AssignError("; ".join(problems))
-    lines = source.splitlines()
-    out: list[str] = []
-    pos = 0
-    for begin, end, indent, label in blocks:
-        out += lines[pos:begin]
-        text = f"{label}: write your solution here" if label else "write your solution here"
-        out.append(f"{indent}raise NotImplementedError({json.dumps(text)})")
-        pos = end + 1
-    out += lines[pos:]
-    return "\n".join(out)
-
-
-def _title(nb: nbformat.NotebookNode) -> str | None:
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for line in cell.source.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return None
-
-
-def student_notebook(nb: nbformat.NotebookNode, path: str = "<notebook>", pip: str | None = None) -> nbformat.NotebookNode:
-    """The student edition of an instructor notebook (a new object; the input is unchanged).
-
-    ``pip``: if given, a first code cell runs ``%pip install --quiet <pip>`` when ``nclab`` cannot
-    be imported (for Colab, e.g. ``"nclab @ git+https://github.com/OWNER/REPO"``).
-
-    Raises
-    ------
-    AssignError
-        If :func:`check_notebook` finds a problem (listed in the message).
-    """
-    report = check_notebook(nb, path)
-    if not report.ok:
-        raise AssignError(f"{path} is not a well-formed instructor notebook:\n  - " + "\n  - ".join(report.errors))
-    out = copy.deepcopy(nb)
-    for cell in out.cells:
-        meta = cell.setdefault("metadata", {})
-        meta.pop("execution", None)
-        tags = _tags(cell)
-        if SOLUTION_TAG in tags:
-            meta["tags"] = [t for t in tags if t != SOLUTION_TAG and t not in HIDE_TAGS]
-            if not meta["tags"]:
-                meta.pop("tags")
-            if cell.cell_type == "code":
-                cell.source = _stub_source(cell.source)
-            else:
-                cell.source = ANSWER_PROMPT
-                cell.pop("attachments", None)
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-        elif cell.cell_type == "markdown":  # book-only citation roles read badly in Jupyter/Colab
-            cell.source = CITE_RE.sub(lambda m: f"[{m.group('keys')}]", cell.source)
-    title = _title(nb) or Path(path).stem
-    header = nbformat.v4.new_markdown_cell(
-        f"**Student edition** of *{title}*.\n\n"
-        "Replace each `raise NotImplementedError(...)` line with your code, then run the checker cell "
-        "below it: it says whether your answer is right and, if not, what to look at. "
-        "Do not edit the checker cells. Before you hand in, run the whole notebook from the top "
-        "(Kernel > Restart & Run All)."
-    )
-    header.metadata["tags"] = ["student-edition-header"]
-    out.cells.insert(0, header)
-    if pip:
-        install = nbformat.v4.new_code_cell(
-            f"# Installs nclab where it is missing (on Colab, for example)\ntry:\n    import nclab\nexcept ImportError:\n    %pip install --quiet {_shell_quote(pip)}"
-        )
-        install["id"] = "student-edition-install"
-        out.cells.insert(1, install)
-    if "id" in header:
-        header["id"] = "student-edition-header"
-    nclab_meta = dict(out.metadata.get("nclab", {}))
-    nclab_meta.update({"edition": "student", "source": Path(path).name, "tasks": report.tasks})
-    out.metadata["nclab"] = nclab_meta
-    nbformat.validate(out)
-    return out
-
-
-def _shell_quote(spec: str) -> str:
-    if re.fullmatch(r"[\w.@+/:=<>~!,\[\]-]+", spec):
-        return spec
-    return "'" + spec.replace("'", "'\\''") + "'"
-
-
-def _notebooks_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
-
-
-def make_student(src: str | Path, dest: str | Path, pip: str | None = None) -> list[Path]:
-    """Write student editions: ``src`` a notebook or a folder of notebooks.
-
-    ``dest`` is a file for a single notebook (or an existing folder, or a path ending in ``/``),
-    and a folder (created if needed) for a folder. Returns the paths written.
-    """
-    src, dest_s = Path(src), str(dest)
-    dest = Path(dest)
-    if not src.exists():
-        raise AssignError(f"{src}: no such file or folder")
-    if src.is_dir():
-        sources = _notebooks_in(src)
-        if not sources:
-            raise AssignError(f"{src}: no notebooks (*.ipynb) in this folder")
-        if dest.exists() and not dest.is_dir():
-            raise AssignError(f"{dest} is a file; for a folder of notebooks DEST must be a folder")
-        pairs = [(p, dest / p.name) for p in sources]
-    else:
-        if dest.is_dir() or dest_s.endswith(("/", "\\")):
-            target = dest / src.name
-        else:
-            target = dest
-            if dest.suffix != ".ipynb":
-                raise AssignError(f"{dest}: DEST for one notebook must end in .ipynb (or be a folder)")
-        pairs = [(src, target)]
-    editions = []
-    for s, d in pairs:  # convert all first: write nothing if any notebook is malformed
-        if d.resolve() == s.resolve():
-            raise AssignError(f"{d}: refusing to overwrite the instructor notebook with its student edition")
-        editions.append((student_notebook(_read(s), str(s), pip=pip), d))
-    for nb, d in editions:
-        d.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, d)
-    return [d for _, d in editions]
-
-
-# --------------------------------------------------------------------------- grading
+# --------------------------------------------------------------------------- one submission
 
 
 @dataclass
 class Grade:
-    """Points of one executed submission."""
+    """The grade of one submission.
+
+    ``status`` is ``"ok"``, ``"incomplete"`` (a cell timed out or killed the kernel; the rest
+    was graded) or ``"error"`` (nothing could be graded). ``tasks`` maps each task of the
+    autograder to ``(score, points)``.
+    """
 
     path: str
-    tasks: dict[str, tuple[float, float]]  # task -> (points, max_points)
-    errors: list[str]
+    tasks: dict[str, tuple[float, float]]
+    status: str = "ok"
+    notes: list[str] = field(default_factory=list)
+    results: Any = None  # otter's GradingResults, for the Gradescope format
 
     @property
-    def points(self) -> float:
-        return sum(p for p, _ in self.tasks.values())
+    def score(self) -> float:
+        return sum(s for s, _ in self.tasks.values())
 
     @property
-    def max_points(self) -> float:
-        return sum(m for _, m in self.tasks.values())
+    def possible(self) -> float:
+        return sum(p for _, p in self.tasks.values())
 
 
-def grade_notebook(path: str | Path, key: dict[str, float] | None = None, timeout: int = 120, kernel_name: str | None = None) -> Grade:
-    """Execute a submission in a fresh kernel and collect the checkers' points.
+class _Answers(dict):
+    """The environment otter calls the test functions with: each name a test asks for is
+    fetched from the submission's kernel on first use (None where missing or unreadable)."""
+
+    def __init__(self, kernel: Kernel | None, notes: list[str]):
+        super().__init__()
+        self._kernel, self._notes = kernel, notes
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if not dict.__contains__(self, name):
+            dict.__setitem__(self, name, self._fetch(name))
+        return dict.__getitem__(self, name)
+
+    __getitem__ = get
+
+    def _fetch(self, name: str) -> Any:
+        if self._kernel is None or not self._kernel.alive:
+            return None
+        try:
+            return self._kernel.ask(name, None)
+        except Exception as exc:  # noqa: BLE001 - an unreadable answer counts as missing
+            self._notes.append(f"could not read {name}: {exc}")
+            return None
+
+
+def _code_cells(path: Path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            if not isinstance(source, str):
+                raise ValueError("a code cell's source is not text")
+            cells.append(source)
+    return cells
+
+
+def grade_notebook(path: str | Path, autograder: Autograder, *, cell_timeout: float = CELL_TIMEOUT, timeout: float = NOTEBOOK_TIMEOUT) -> Grade:
+    """Grade one submission; never raises for anything the submission does.
+
+    The notebook's code cells (without otter's own init and check cells) run in a fresh
+    kernel in a temporary folder; then every test of ``autograder`` runs here, in this
+    process, on the answers the kernel sends back as data.
 
     Parameters
     ----------
-    path : notebook to grade.
-    key : dict task -> max points, optional
-        Defaults to the task table stored in the student edition's metadata; a task that shows
-        no feedback (its cell failed) scores 0 of its points.
-    timeout : seconds per cell.
-    kernel_name : kernel to run it with (default: the notebook's own).
+    path : the submitted notebook.
+    autograder : the tests (:meth:`Autograder.from_zip`).
+    cell_timeout : seconds a cell, or one call of a student's function, may run.
+    timeout : seconds for the whole submission: its cells, then the calls the tests make.
     """
-    from nbclient import NotebookClient
+    from otter.test_files import GradingResults
+    from otter.test_files.abstract_test import TestCaseResult
 
-    nb = _read(path)
-    table = dict(key if key is not None else nb.metadata.get("nclab", {}).get("tasks", {}))
-    for cell in nb.cells:  # grade what the code computes now, never stored outputs
+    path = Path(path)
+    test_files = autograder.fresh()
+    grade = Grade(str(path), {tf.name: (0.0, max(0.0, float(tf.possible))) for tf in test_files})
+    try:
+        cells = _code_cells(path)
+    except Exception as exc:  # noqa: BLE001 - malformed JSON, not a notebook, unreadable file
+        grade.status = "error"
+        grade.notes.append(f"not a readable notebook ({type(exc).__name__}: {str(exc)[:200]})")
+        return grade
+    with tempfile.TemporaryDirectory(prefix="nclab-grade-", ignore_cleanup_errors=True) as work:
+        run = run_submission(cells, work, cell_timeout=cell_timeout, deadline=time.monotonic() + timeout)
+        grade.notes += run.notes
+        kernel = run.kernel
+        try:
+            if kernel is not None and not kernel.install_probe():
+                grade.notes.append("the grader could not talk to the notebook's kernel")
+                kernel.kill()
+            env = _Answers(kernel, grade.notes)
+            for tf in test_files:
+                try:
+                    tf.run(env)
+                except Exception as exc:  # noqa: BLE001 - a test that cannot run scores 0
+                    tf.test_case_results = [TestCaseResult(tc, f"the test could not run: {exc}", False) for tc in tf.test_cases]
+        finally:
+            if kernel is not None:
+                kernel.kill()
+    for tf in test_files:
+        possible = max(0.0, float(tf.possible))
+        score = float(tf.score)
+        score = min(max(score, 0.0), possible) if math.isfinite(score) else 0.0
+        tf.update_score(score)
+        grade.tasks[tf.name] = (score, possible)
+    grade.results = GradingResults(test_files)
+    if run.incomplete:
+        grade.status = "incomplete" if run.kernel is not None or grade.score > 0 else "error"
+    return grade
+
+
+# --------------------------------------------------------------------------- a batch
+
+
+def _submissions(paths: Sequence[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise AssignError(f"{p}: no such file or folder")
+        if p.is_dir():
+            out += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def grade_batch(paths: Sequence[str | Path], autograder: Autograder, *, cell_timeout: float = CELL_TIMEOUT, timeout: float = NOTEBOOK_TIMEOUT, report: Any = None) -> list[Grade]:
+    """Grade every submission (files, or folders of ``*.ipynb``); one bad one never stops it."""
+    grades = []
+    for p in _submissions(paths):
+        try:
+            g = grade_notebook(p, autograder, cell_timeout=cell_timeout, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - a bug or resource problem: record it, go on
+            g = Grade(str(p), {n: (0.0, m) for n, m in autograder.points().items()}, "error", [f"grading failed ({type(exc).__name__}: {exc})"])
+        grades.append(g)
+        if report is not None:
+            report(g)
+    return grades
+
+
+def _num(x: float) -> str:
+    return f"{x:.6g}"
+
+
+def write_csv(grades: Sequence[Grade], path: str | Path, autograder: Autograder) -> None:
+    """One row per submission: status, total, each task's score, and notes."""
+    points = autograder.points()
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["submission", "status", "score", "max_score"] + [f"{t} (max {_num(m)})" for t, m in points.items()] + ["notes"])
+        for g in grades:
+            w.writerow([Path(g.path).name, g.status, _num(g.score), _num(g.possible)] + [_num(g.tasks.get(t, (0.0, m))[0]) for t, m in points.items()] + ["; ".join(g.notes)])
+
+
+def gradescope_results(grade: Grade, autograder: Autograder) -> dict:
+    """The grade in Gradescope's ``results.json`` format (otter's own conversion)."""
+    from otter.run.run_autograder.autograder_config import AutograderConfig
+    from otter.test_files import GradingResults
+
+    results = grade.results
+    if results is None:  # nothing ran: every test failed
+        results = GradingResults.without_results(RuntimeError("; ".join(grade.notes) or "the submission could not be graded"))
+    out = results.to_gradescope_dict(AutograderConfig(dict(autograder.config)))
+    out["score"] = grade.score
+    if grade.notes:
+        out["output"] = "Notes from the grader: " + "; ".join(grade.notes)
+    return out
+
+
+# --------------------------------------------------------------------------- Gradescope
+
+_RUNNER = '''"""Gradescope entry point: nclab's grading (tests run outside the student's kernel)
+in place of otter's own run. Written by `python -m nclab.assign gradescope`."""
+
+import sys
+
+from nclab.assign import run_gradescope
+
+if __name__ == "__main__":
+    sys.exit(run_gradescope(sys.argv[1] if len(sys.argv) > 1 else "/autograder"))
+'''
+
+
+def gradescope_zip(src: str | Path, dest: str | Path) -> Path:
+    """Copy an otter autograder zip, replacing its entry point (``run_otter.py``) by nclab's
+    grading. Gradescope still builds the same container from it (the zip's requirements must
+    install nclab), and still runs one container per submission."""
+    src, dest = Path(src), Path(dest)
+    Autograder.from_zip(src)  # refuses a zip without exception-based tests
+    if dest.resolve() == src.resolve():
+        raise AssignError(f"{dest}: refusing to overwrite the autograder zip it is made from")
+    with zipfile.ZipFile(src) as zin:
+        if "run_otter.py" not in zin.namelist():
+            raise AssignError(f"{src}: no run_otter.py; is this a zip written by otter assign?")
+        with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+            for item in zin.infolist():
+                data = _RUNNER.encode() if item.filename == "run_otter.py" else zin.read(item)
+                zout.writestr(item, data)
+    return dest
+
+
+def run_gradescope(root: str | Path = "/autograder", *, cell_timeout: float = CELL_TIMEOUT, timeout: float = NOTEBOOK_TIMEOUT) -> int:
+    """Grade the one notebook in ``ROOT/submission`` with the tests in ``ROOT/source`` and
+    write ``ROOT/results/results.json`` (Gradescope's layout). Returns 0."""
+    root = Path(root)
+    become_subreaper()
+    autograder = Autograder.from_dir(root / "source")
+    notebooks = sorted((root / "submission").glob("*.ipynb"))
+    if len(notebooks) == 1:
+        grade = grade_notebook(notebooks[0], autograder, cell_timeout=cell_timeout, timeout=timeout)
+    else:
+        grade = Grade("submission", {n: (0.0, m) for n, m in autograder.points().items()}, "error", [f"expected one notebook (.ipynb) in the submission, found {len(notebooks)}"])
+    (root / "results").mkdir(parents=True, exist_ok=True)
+    (root / "results" / "results.json").write_text(json.dumps(gradescope_results(grade, autograder), indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------- the book's edition
+
+
+def book_edition(master: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The page the book shows for an otter-assign master notebook.
+
+    Prompts and text as in the master; each solution cell whole, without its ``# BEGIN/END
+    SOLUTION`` lines and folded away (tag ``hide-input``); each *public* test cell folded away
+    too, so the page shows its verdict on the solution; hidden tests, otter's configuration
+    and block markers dropped. (The student edition comes from ``otter assign``.)
+    """
+    from otter.assign.blocks import BlockType, is_assignment_config_cell, is_block_boundary_cell
+    from otter.assign.utils import is_ignore_cell
+
+    out = copy.deepcopy(master)
+    cells, inside = [], {BlockType.SOLUTION: False, BlockType.TESTS: False}
+    for cell in out.cells:
+        if is_assignment_config_cell(cell) or is_ignore_cell(cell):
+            continue
+        boundary = False
+        for kind in BlockType:
+            for end in (False, True):
+                if is_block_boundary_cell(cell, kind, end=end):
+                    boundary = True
+                    if kind in inside:
+                        inside[kind] = not end
+        if boundary or cell.cell_type == "raw":
+            continue
+        if inside[BlockType.TESTS]:
+            if cell.cell_type != "code" or _is_hidden_test(cell.source):
+                continue
+            cell.source = _strip_test_config(cell.source)
+            _fold(cell)
+        elif inside[BlockType.SOLUTION] and cell.cell_type == "code":
+            cell.source = "\n".join(ln for ln in cell.source.splitlines() if not re.fullmatch(r"\s*#\s*(BEGIN|END) SOLUTION\s*", ln, re.I))
+            _fold(cell)
         if cell.cell_type == "code":
-            cell.outputs = []
-    kwargs = {"timeout": timeout, "allow_errors": True, "resources": {"metadata": {"path": str(Path(path).parent)}}}
-    if kernel_name:
-        kwargs["kernel_name"] = kernel_name
-    NotebookClient(nb, **kwargs).execute()
-    tasks = {t: (0.0, float(m)) for t, m in table.items()}
-    errors = []
-    for idx, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                errors.append(f"cell {idx}: {out.get('ename')}: {out.get('evalue')}")
-            fb = out.get("metadata", {}).get(FEEDBACK_KEY)
-            if fb and fb.get("task") is not None:
-                t = str(fb["task"])
-                max_p = float(table.get(t, fb.get("max_points", 0)))
-                tasks[t] = (min(float(fb.get("points", 0)), max_p), max_p)
-    return Grade(str(path), tasks, errors)
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    out.cells = cells
+    out.metadata.pop("otter", None)
+    return out
+
+
+def _test_config(source: str) -> tuple[dict, int]:
+    """otter's test-cell configuration (a YAML block that opens with a line ending in
+    ``# BEGIN TEST CONFIG`` and closes with ``# END TEST CONFIG``), and the lines it takes."""
+    import yaml
+    from otter.assign.tests_manager import BEGIN_TEST_CONFIG_REGEX, END_TEST_CONFIG_REGEX
+
+    lines = source.splitlines()
+    if not lines or not re.match(BEGIN_TEST_CONFIG_REGEX, lines[0], flags=re.I):
+        return {}, 0
+    for i, line in enumerate(lines):
+        if i and re.match(END_TEST_CONFIG_REGEX, line, flags=re.I):
+            return yaml.safe_load("\n".join(lines[1:i])) or {}, i + 1
+    raise AssignError("a test cell opens a TEST CONFIG block that it does not close")
+
+
+def _is_hidden_test(source: str) -> bool:
+    """otter's rule: a first-line comment that says hidden, overridden by ``hidden:``."""
+    first = source.lstrip().splitlines()[0] if source.strip() else ""
+    hidden = first.startswith("#") and bool(re.search(r"\bhidden\b", first, re.I))
+    return bool(_test_config(source)[0].get("hidden", hidden))
+
+
+def _strip_test_config(source: str) -> str:
+    return "\n".join(source.splitlines()[_test_config(source)[1] :]).lstrip("\n")
+
+
+def _fold(cell: nbformat.NotebookNode) -> None:
+    tags = cell.metadata.setdefault("tags", [])
+    if "hide-input" not in tags:
+        tags.append("hide-input")
 
 
 # --------------------------------------------------------------------------- command line
 
 
-def _cmd_check(args: argparse.Namespace) -> int:
-    status = 0
-    for path in args.notebooks:
-        p = Path(path)
-        paths = _notebooks_in(p) if p.is_dir() else [p]
-        for q in paths:
-            report = check_notebook(_read(q), str(q))
-            if report.ok:
-                tasks = ", ".join(f"{t} ({m:g})" for t, m in report.tasks.items()) or "none shown (execute the notebook to record them)"
-                print(f"OK    {q}: {report.solution_cells} solution cells, {report.blocks} solution blocks; tasks: {tasks}")
-            else:
-                status = 1
-                print(f"ERROR {q}:")
-                for e in report.errors:
-                    print(f"  - {e}")
-    return status
-
-
-def _cmd_student(args: argparse.Namespace) -> int:
-    for d in make_student(args.src, args.dest, pip=args.pip):
-        print(f"wrote {d}")
-    return 0
-
-
 def _cmd_grade(args: argparse.Namespace) -> int:
-    key = task_points(_read(args.key)) if args.key else None
-    if key is not None and not key:
-        raise AssignError(f"{args.key}: shows no checker feedback; execute the instructor notebook first")
-    rows = []
-    for path in args.notebooks:
-        g = grade_notebook(path, key=key, timeout=args.timeout, kernel_name=args.kernel)
-        print(f"{g.path}: {g.points:g}/{g.max_points:g} points")
-        for t, (p, m) in g.tasks.items():
-            print(f"  task {t}: {p:g}/{m:g}")
-        for e in g.errors:
-            print(f"  error in {e}")
-        rows += [(g.path, t, p, m) for t, (p, m) in g.tasks.items()]
-        rows.append((g.path, "total", g.points, g.max_points))
+    autograder = Autograder.from_zip(args.autograder)
+    paths = _submissions(args.submissions)
+    if not paths:
+        raise AssignError("no submissions (.ipynb) found")
+    become_subreaper()
+    json_dir = Path(args.json) if args.json else None
+    if json_dir:
+        json_dir.mkdir(parents=True, exist_ok=True)
+
+    def report(g: Grade) -> None:
+        print(f"{Path(g.path).name}: {_num(g.score)}/{_num(g.possible)} ({g.status})" + (f" -- {'; '.join(g.notes)}" if g.notes else ""), flush=True)
+        if json_dir:
+            (json_dir / (Path(g.path).stem + ".json")).write_text(json.dumps(gradescope_results(g, autograder), indent=2))
+
+    grades = grade_batch(paths, autograder, cell_timeout=args.cell_timeout, timeout=args.timeout, report=report)
     if args.csv:
-        with open(args.csv, "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["notebook", "task", "points", "max_points"])
-            w.writerows(rows)
+        write_csv(grades, args.csv, autograder)
         print(f"wrote {args.csv}")
     return 0
 
 
+def _cmd_gradescope(args: argparse.Namespace) -> int:
+    print(f"wrote {gradescope_zip(args.autograder, args.dest)}")
+    return 0
+
+
+def _cmd_book(args: argparse.Namespace) -> int:
+    src, dest = Path(args.master), Path(args.page)
+    if dest.resolve() == src.resolve():
+        raise AssignError(f"{dest}: refusing to overwrite the master notebook")
+    try:
+        master = nbformat.read(src, as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        raise AssignError(f"{src}: not a readable notebook ({exc})") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(book_edition(master), dest)
+    print(f"wrote {dest} (execute it: jupyter execute --inplace {dest})")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="python -m nclab.assign",
-        description="Assignment notebooks: check instructor versions, make student editions, grade submissions.",
-        epilog="Marking scheme: solution code cells carry the cell tag 'solution' and enclose the solution "
-        "between the lines '### BEGIN SOLUTION [label]' and '### END SOLUTION'; markdown cells tagged "
-        "'solution' are replaced by an answer prompt.",
-    )
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{student,check,grade}")
-    s = sub.add_parser("student", help="write the student edition of a notebook or a folder of notebooks", description="Replace solutions by stubs, clear outputs, add a header cell.")
-    s.add_argument("src", help="instructor notebook (.ipynb) or folder of notebooks")
-    s.add_argument("dest", help="output notebook (.ipynb) or folder (created if needed)")
-    s.add_argument("--pip", metavar="SPEC", help="add a first code cell that runs '%%pip install SPEC' where nclab is missing, e.g. \"nclab @ git+https://github.com/OWNER/REPO\" for Colab")
-    s.set_defaults(func=_cmd_student)
-    c = sub.add_parser("check", help="verify that instructor notebooks are well formed", description="Every 'solution' code cell has matching markers; no untagged cell has markers. Exit status 1 on a problem.")
-    c.add_argument("notebooks", nargs="+", help="notebooks or folders")
-    c.set_defaults(func=_cmd_check)
-    g = sub.add_parser("grade", help="execute submissions and add up the checkers' points", description="Runs each notebook in a fresh kernel (students' code: use a sandbox) and sums the last feedback per task.")
-    g.add_argument("notebooks", nargs="+", help="submitted notebooks")
-    g.add_argument("--key", help="instructor notebook (executed) that defines the tasks and their points")
-    g.add_argument("--csv", help="write one row per notebook and task to this CSV file")
-    g.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
-    g.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    ap = argparse.ArgumentParser(prog="python -m nclab.assign", description="Grading and book pages for otter-grader assignments (see book/instructors.md).")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{grade,gradescope,book}")
+    g = sub.add_parser("grade", help="grade submissions with the tests of an autograder zip; write a CSV", description="Runs each notebook in a fresh kernel (as you: use a container or a throwaway account for isolation) and the zip's tests in this process, on the answers the kernel sends back as data. Never stops on a bad submission.")
+    g.add_argument("autograder", help="autograder zip written by otter assign")
+    g.add_argument("submissions", nargs="+", help="submitted notebooks, or folders of them")
+    g.add_argument("--csv", help="write one row per submission to this file")
+    g.add_argument("--json", metavar="DIR", help="write each grade in Gradescope's results.json format to DIR")
+    g.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT, help=f"seconds per cell and per call of a student's function (default {CELL_TIMEOUT:g})")
+    g.add_argument("--timeout", type=float, default=NOTEBOOK_TIMEOUT, help=f"seconds per submission, cells and tests together (default {NOTEBOOK_TIMEOUT:g})")
     g.set_defaults(func=_cmd_grade)
+    s = sub.add_parser("gradescope", help="make a Gradescope autograder zip that grades with nclab instead of otter's in-kernel run")
+    s.add_argument("autograder", help="autograder zip written by otter assign")
+    s.add_argument("dest", help="the new zip")
+    s.set_defaults(func=_cmd_gradescope)
+    b = sub.add_parser("book", help="write the book's page for a master notebook: solutions and public tests folded, hidden tests left out")
+    b.add_argument("master", help="otter-assign master notebook")
+    b.add_argument("page", help="notebook to write (then execute it)")
+    b.set_defaults(func=_cmd_book)
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m nclab.assign``; returns the exit status."""
     args = _parser().parse_args(argv)
+    try:
+        import otter.test_files  # noqa: F401 - every command reads otter's formats
+    except ImportError:
+        print("error: these commands need otter-grader: pip install 'nclab[assign]' (or otter-grader)", file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except AssignError as exc:

@@ -8,11 +8,12 @@ book's convention (``Y`` is ``K x N`` with samples in columns, classes in order)
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Sequence
 
 import numpy as np
+
+from . import _validate
+from ._validate import MAX_CLASSES, MAX_WHOLE, whole
 
 __all__ = [
     "check_counts",
@@ -43,14 +44,17 @@ def check_counts(n: Sequence[float] | np.ndarray, name: str = "n") -> np.ndarray
 
     Raises
     ------
+    ArgumentTypeError
+        If ``n`` is not a sequence of numbers (a ``TypeError`` and a ``ValueError``).
     ValueError
         If ``n`` is not one-dimensional, has fewer than 2 entries, or has an entry that is
-        NaN, infinite, not a whole number, or smaller than 1.
+        NaN, infinite, not a whole number, smaller than 1 or larger than ``2**53``, or if
+        there are more than ``10**6`` classes.
     """
-    try:
-        arr = np.asarray(n, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a sequence of class counts (whole numbers >= 1); got {n!r}") from exc
+    if _validate.is_tensor(n) or isinstance(n, np.ndarray) or not np.isscalar(n):
+        arr = _validate.array(n, name, allow_empty=True, allow_nonfinite=True)
+    else:
+        raise _validate.ArgumentTypeError(f"{name} must be a sequence of class counts (whole numbers >= 1); got {n!r}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional (one count per class); got shape {arr.shape}")
     if arr.size < 2:
@@ -61,30 +65,13 @@ def check_counts(n: Sequence[float] | np.ndarray, name: str = "n") -> np.ndarray
         raise ValueError(f"{name} must contain whole numbers (counts of examples); got {arr.tolist()}")
     if np.any(arr < 1):
         raise ValueError(f"{name} must contain counts >= 1 (every class needs an example); got {arr.tolist()}")
+    if arr.size > MAX_CLASSES or arr.max() > MAX_WHOLE:
+        raise ValueError(f"{name} must have at most {MAX_CLASSES} classes of at most 2**53 examples; got K = {arr.size}, largest count {arr.max():g}")
     return arr
 
 
-def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be a whole number >= {low}; got {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}; got {value}")
-    return value
-
-
 def _check_ratio(value: object, name: str = "ratio") -> float:
-    try:
-        r = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a real number >= 1; got {value!r}") from exc
-    if not math.isfinite(r) or r < 1:
-        raise ValueError(f"{name} must be a finite number >= 1 (largest count / smallest count); got {value!r}")
-    return r
+    return _validate.real(value, f"{name} (largest count / smallest count)", low=1.0)
 
 
 def balanced(K: int, n: int) -> np.ndarray:
@@ -94,8 +81,8 @@ def balanced(K: int, n: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (K,)
     """
-    K = _check_int(K, "K", 2)
-    n = _check_int(n, "n", 1)
+    K = whole(K, "K", 2, MAX_CLASSES)
+    n = whole(n, "n", 1)
     return np.full(K, float(n))
 
 
@@ -109,10 +96,10 @@ def step(K_A: int, n_A: int, K_B: int, n_B: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (K_A + K_B,)
     """
-    K_A = _check_int(K_A, "K_A", 1)
-    K_B = _check_int(K_B, "K_B", 1)
-    n_A = _check_int(n_A, "n_A", 1)
-    n_B = _check_int(n_B, "n_B", 1)
+    K_A = whole(K_A, "K_A", 1, MAX_CLASSES)
+    K_B = whole(K_B, "K_B", 1, MAX_CLASSES)
+    n_A = whole(n_A, "n_A", 1)
+    n_B = whole(n_B, "n_B", 1)
     return np.concatenate([np.full(K_A, float(n_A)), np.full(K_B, float(n_B))])
 
 
@@ -135,8 +122,8 @@ def long_tailed(K: int, n_max: int, ratio: float) -> np.ndarray:
     -------
     numpy.ndarray, shape (K,), non-increasing
     """
-    K = _check_int(K, "K", 2)
-    n_max = _check_int(n_max, "n_max", 1)
+    K = whole(K, "K", 2, MAX_CLASSES)
+    n_max = whole(n_max, "n_max", 1)
     r = _check_ratio(ratio)
     k = np.arange(K)
     counts = np.round(n_max * r ** (-k / (K - 1)))
@@ -158,17 +145,16 @@ def profile(kind: str, K: int, n_max: int, ratio: float = 1.0) -> np.ndarray:
     -------
     numpy.ndarray, shape (K,)
     """
+    kind = _validate.choice(kind, "kind", ("balanced", "step", "long-tailed"))
     if kind == "balanced":
         return balanced(K, n_max)
     if kind == "step":
-        K = _check_int(K, "K", 2)
-        n_max = _check_int(n_max, "n_max", 1)
+        K = whole(K, "K", 2, MAX_CLASSES)
+        n_max = whole(n_max, "n_max", 1)
         r = _check_ratio(ratio)
         K_A = (K + 1) // 2
         return step(K_A, n_max, K - K_A, max(1, round(n_max / r)))
-    if kind == "long-tailed":
-        return long_tailed(K, n_max, ratio)
-    raise ValueError(f"kind must be one of 'balanced', 'step', 'long-tailed'; got {kind!r}")
+    return long_tailed(K, n_max, ratio)
 
 
 def labels_from_counts(n: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -180,6 +166,17 @@ def labels_from_counts(n: Sequence[float] | np.ndarray) -> np.ndarray:
     """
     counts = check_counts(n).astype(np.int64)
     return np.repeat(np.arange(counts.size), counts)
+
+
+def _labels_and_K(labels: object, K: object) -> tuple[np.ndarray, int]:
+    """Validated labels (int64) and the number of classes (``max(labels) + 1`` by default)."""
+    y = _validate.labels(labels)
+    if K is None:
+        K = int(y.max()) + 1
+        if K < 2:
+            raise ValueError("labels contain only class 0, so K = max(labels) + 1 = 1; at least K = 2 classes are needed (pass K)")
+    y = _validate.labels(y, K=whole(K, "K", 2, MAX_CLASSES))
+    return y, int(K)
 
 
 def one_hot(labels: Sequence[int] | np.ndarray, K: int | None = None) -> np.ndarray:
@@ -196,16 +193,7 @@ def one_hot(labels: Sequence[int] | np.ndarray, K: int | None = None) -> np.ndar
     -------
     numpy.ndarray, shape (K, N)
     """
-    y = np.asarray(labels)
-    if y.ndim != 1 or y.size == 0:
-        raise ValueError(f"labels must be a non-empty one-dimensional array; got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"labels must be integers; got dtype {y.dtype}")
-    if K is None:
-        K = int(y.max()) + 1
-    K = _check_int(K, "K", 2)
-    if y.min() < 0 or y.max() >= K:
-        raise ValueError(f"labels must lie in [0, {K - 1}]; got range [{y.min()}, {y.max()}]")
+    y, K = _labels_and_K(labels, K)
     Y = np.zeros((K, y.size))
     Y[y, np.arange(y.size)] = 1.0
     return Y
@@ -218,7 +206,8 @@ def counts_from_labels(labels: Sequence[int] | np.ndarray, K: int | None = None)
     -------
     numpy.ndarray, shape (K,), dtype float64
     """
-    return one_hot(labels, K).sum(axis=1)
+    y, K = _labels_and_K(labels, K)
+    return np.bincount(y, minlength=K).astype(np.float64)
 
 
 def imbalance_ratio(n: Sequence[float] | np.ndarray) -> float:

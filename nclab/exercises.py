@@ -3,42 +3,53 @@
 Every checker takes a student's answer and returns a :class:`Feedback`: either it passes, or
 it says what is wrong in words a student can act on -- wrong type, wrong shape (and the
 expected shape), a constant multiple of the right answer, right values in the wrong order,
-a transposed matrix, NaN entries, which entries differ (by index), or a known slip (for
-example ``diag(n)`` where ``diag(sqrt(n))`` belongs) -- plus a hint. A checker never raises on
-a wrong answer and never prints the expected values.
+a transposed matrix, NaN entries, which entries differ, or a known slip (for example
+``diag(n)`` where ``diag(sqrt(n))`` belongs) -- plus a hint. A checker never raises on a wrong
+answer and never prints the expected values.
 
 In a notebook the feedback displays itself (Markdown); ``print(feedback)`` gives plain text.
-The displayed output also carries machine-readable metadata (task, points) that
-``python -m nclab.assign grade`` collects.
+The assignments' public tests (otter-grader test files, see ``book/instructors.md``) call these
+checkers through :func:`require`, which turns a failing feedback into the test's error
+message, and call the student's functions inside :func:`own_work`, which switches off the
+parts of ``nclab`` that compute answers. Points are the autograder's business, not the
+checkers'.
 
 Example
 -------
 >>> import numpy as np
 >>> from nclab import exercises as ex
->>> fb = ex.check_etf_gram(np.eye(3), K=3, task="1a", points=2)
->>> fb.passed, fb.points
-(False, 0)
+>>> fb = ex.check_etf_gram(np.eye(3), K=3, task="1")
+>>> fb.passed
+False
 
 Conventions (the book's, see :mod:`nclab.theory`): counts ``n`` (K,), ``N = sum(n)``,
-``Yhat = (I - n 1^T / N) diag(sqrt(n))``; singular values descending; class and mode indices
-0-based.
+``Yhat = (I - n 1^T / N) diag(sqrt(n))``; singular values descending; classes and modes are
+numbered from 1, as in the book's figures (class 1 is the first entry of ``n``, mode 1 has the
+largest singular value), and so are the rows and columns the messages name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
 import math
 import numbers
+import sys
+import types
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import theory
+from . import _validate, theory
+from ._validate import whole
 from .data import check_counts
 
 __all__ = [
     "Feedback",
-    "FEEDBACK_METADATA_KEY",
+    "require",
+    "own_work",
+    "ANSWER_MODULES",
     "check_etf_gram",
     "check_target",
     "check_singular_values",
@@ -50,9 +61,6 @@ __all__ = [
     "check_critical_lambda",
     "check_optimal_bias",
 ]
-
-#: Key of the output metadata in which a displayed :class:`Feedback` records task and points.
-FEEDBACK_METADATA_KEY = "nclab_feedback"
 
 # --------------------------------------------------------------------------- feedback
 
@@ -67,10 +75,6 @@ class Feedback:
         Whether the answer is right.
     message : str
         What is right or wrong, in words (never the expected values).
-    points : float
-        Points earned: ``max_points`` if passed, else 0.
-    max_points : float
-        Points the task is worth.
     task : str or None
         Task label, e.g. ``"2b"``.
     hint : str or None
@@ -79,8 +83,6 @@ class Feedback:
 
     passed: bool
     message: str
-    points: float = 0
-    max_points: float = 1
     task: str | None = None
     hint: str | None = None
 
@@ -89,11 +91,10 @@ class Feedback:
 
     def _header(self) -> str:
         mark = "\u2705" if self.passed else "\u274c"
-        label = f"Task {self.task}" if self.task is not None else "Check"
-        return f"{mark} {label}: {_fmt_points(self.points)}/{_fmt_points(self.max_points)} points"
+        return f"{mark} Task {self.task}:" if self.task is not None else mark
 
     def __str__(self) -> str:
-        text = f"{self._header()}. {self.message}"
+        text = f"{self._header()} {self.message}"
         if self.hint and not self.passed:
             text += f"\n   Hint: {self.hint}"
         return text
@@ -102,23 +103,114 @@ class Feedback:
         return str(self)
 
     def _repr_markdown_(self) -> str:
-        text = f"**{self._header()}.** {self.message}"
+        text = f"**{self._header()}** {self.message}"
         if self.hint and not self.passed:
             text += f"\n\n*Hint:* {self.hint}"
         return text
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
-        data = {"text/plain": str(self), "text/markdown": self._repr_markdown_()}
-        meta = {FEEDBACK_METADATA_KEY: self.to_dict()}
-        return data, meta
 
-    def to_dict(self) -> dict:
-        """Task, pass/fail and points as a JSON-serialisable dict (what the grader reads)."""
-        return {"task": self.task, "passed": bool(self.passed), "points": self.points, "max_points": self.max_points}
+def require(feedback: Feedback) -> Feedback:
+    """Return ``feedback`` if it passed; otherwise raise ``AssertionError`` with its text.
+
+    The assignments' tests end with ``require(check_...(answer, ...))``: a failing check
+    then fails the test, and the autograder shows the checker's message and hint.
+
+    Raises
+    ------
+    TypeError
+        If ``feedback`` is not a :class:`Feedback`.
+    AssertionError
+        If the check failed.
+    """
+    if not isinstance(feedback, Feedback):
+        raise TypeError(f"feedback must be a Feedback returned by a checker; got a {type(feedback).__name__}")
+    if not feedback.passed:
+        raise AssertionError(str(feedback))
+    return feedback
 
 
-def _fmt_points(p: float) -> str:
-    return str(int(p)) if float(p).is_integer() else f"{p:g}"
+# --------------------------------------------------------------------------- own work
+
+#: Modules of ``nclab`` that compute answers; :func:`own_work` switches them off.
+ANSWER_MODULES = ("nclab.theory", "nclab.metrics", "nclab.objective", "nclab.ufm", "nclab.lbfgs", "nclab.phases")
+
+
+def _switched_off(*args: Any, **kwargs: Any) -> Any:
+    raise PermissionError("MESSAGE")
+
+
+class _BlockAnswerImports(importlib.abc.MetaPathFinder):
+    """Refuses to (re)load an answer module while :func:`own_work` is active."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
+        if fullname in ANSWER_MODULES:
+            raise ImportError(f"{fullname} cannot be loaded while your own work is being checked")
+        return None
+
+
+def _answer_functions() -> Iterator[types.FunctionType]:
+    """Functions, methods and properties defined in the loaded answer modules."""
+    for name in ANSWER_MODULES:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        filename = getattr(module, "__file__", None)
+        for obj in list(vars(module).values()):
+            members = vars(obj).values() if isinstance(obj, type) and obj.__module__ == name else [obj]
+            for member in members:
+                if isinstance(member, property):
+                    candidates = [member.fget, member.fset]
+                elif isinstance(member, (staticmethod, classmethod)):
+                    candidates = [member.__func__]
+                else:
+                    candidates = [member]
+                for fn in candidates:
+                    if isinstance(fn, types.FunctionType) and fn.__code__.co_filename == filename:
+                        yield fn
+
+
+@contextlib.contextmanager
+def own_work(task: str | None = None) -> Iterator[None]:
+    """Switch off the parts of ``nclab`` that compute answers, for the duration of a block.
+
+    Inside the block every function, method and property defined in :data:`ANSWER_MODULES`
+    raises ``PermissionError`` (their code objects are swapped, so names imported earlier with
+    ``from nclab.theory import ...`` are switched off too), and those modules cannot be loaded
+    or reloaded. numpy, scipy, torch and :mod:`nclab.data` stay available. The assignments'
+    tests call a student's function inside this block, so an answer that merely calls the
+    library fails with a message that says so. It is a guard against shortcuts, not a sandbox:
+    code that copies the library's source gets through (a reader of the notebook sees it).
+
+    Parameters
+    ----------
+    task : str, optional
+        Named in the error message.
+    """
+    what = f"Task {task} asks" if task is not None else "this task asks"
+    swapped: list[tuple[types.FunctionType, types.CodeType]] = []
+    blocker = _BlockAnswerImports()
+    consts = _switched_off.__code__.co_consts
+    try:
+        for fn in _answer_functions():
+            if any(fn is done for done, _ in swapped):
+                continue
+            name = f"{fn.__module__}.{fn.__qualname__}"
+            message = f"{name} is switched off while your code is checked: {what} for your own computation (numpy is fine)."
+            code = _switched_off.__code__.replace(
+                co_consts=tuple(message if c == "MESSAGE" else c for c in consts), co_name=fn.__name__, co_qualname=fn.__qualname__
+            )
+            try:
+                original, fn.__code__ = fn.__code__, code
+            except ValueError:  # a closure: its code cannot be swapped for one without free variables
+                continue
+            swapped.append((fn, original))
+        sys.meta_path.insert(0, blocker)
+        yield
+    finally:
+        if blocker in sys.meta_path:
+            sys.meta_path.remove(blocker)
+        for fn, original in reversed(swapped):
+            fn.__code__ = original
 
 
 class _Wrong(Exception):
@@ -130,33 +222,22 @@ class _Wrong(Exception):
         self.hint = hint
 
 
-def _check_points(points: object) -> float:
-    if isinstance(points, bool) or not isinstance(points, numbers.Real) or not math.isfinite(float(points)) or points < 0:
-        raise ValueError(f"points must be a number >= 0; got {points!r}")
-    return int(points) if float(points).is_integer() else float(points)
-
-
-def _run(body: Callable[[], None], *, task: str | None, points: float, success: str, hint: str | None = None) -> Feedback:
+def _run(body: Callable[[], None], *, task: str | None, success: str, hint: str | None = None) -> Feedback:
     """Run a checker body; a :class:`_Wrong` becomes a failing Feedback."""
-    points = _check_points(points)
     task = None if task is None else str(task)
     try:
         body()
     except _Wrong as wrong:
-        return Feedback(False, wrong.message, 0, points, task, wrong.hint if wrong.hint is not None else hint)
-    return Feedback(True, success, points, points, task, None)
+        return Feedback(False, wrong.message, task, wrong.hint if wrong.hint is not None else hint)
+    return Feedback(True, success, task, None)
 
 
 # --------------------------------------------------------------------------- conversion
 
 
 def _to_numpy(answer: Any) -> Any:
-    """Torch tensors to numpy; everything else unchanged."""
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return answer
-    if isinstance(answer, torch.Tensor):
+    """Torch tensors to numpy; everything else unchanged (never imports torch)."""
+    if _validate.is_tensor(answer):
         return answer.detach().cpu().numpy()
     return answer
 
@@ -224,10 +305,12 @@ def _as_scalar(answer: Any, what: str) -> float:
 
 
 def _index_list(idx: np.ndarray, ndim: int, limit: int = 6) -> str:
-    items = [str(int(i[0])) if ndim == 1 else str(tuple(int(j) for j in i)) for i in idx[:limit]]
+    """Positions as the book numbers them, from 1: "entry 3", "entries (1, 2), (2, 1)"."""
+    items = [str(int(i[0]) + 1) if ndim == 1 else str(tuple(int(j) + 1 for j in i)) for i in idx[:limit]]
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
-    word = "index" if len(idx) == 1 else "indices"
-    return f"{word} {', '.join(items)}{more}"
+    word = "entry" if len(idx) == 1 else "entries"
+    where = "counted from 1" if ndim == 1 else "(row, column), counted from 1"
+    return f"{word} {', '.join(items)}{more} ({where})"
 
 
 # --------------------------------------------------------------------------- comparison
@@ -284,7 +367,7 @@ def _compare_array(
     scale = max(float(np.max(np.abs(expected))), 1e-300)
     wrong = np.argwhere(~np.isclose(a, expected, rtol=rtol, atol=atol * scale))
     total = a.size
-    raise _Wrong(f"Wrong entries in {what} at {_index_list(wrong, a.ndim)} ({len(wrong)} of {total} entries).", hint)
+    raise _Wrong(f"Wrong entries in {what} at {_index_list(wrong, a.ndim)}; {len(wrong)} of {total} entries are wrong.", hint)
 
 
 def _compare_scalar(
@@ -309,7 +392,7 @@ def _compare_scalar(
 # --------------------------------------------------------------------------- balanced
 
 
-def check_etf_gram(answer: Any, K: int, *, task: str | None = None, points: float = 1) -> Feedback:
+def check_etf_gram(answer: Any, K: int, *, task: str | None = None) -> Feedback:
     """Gram matrix of a simplex ETF of ``K`` unit vectors, shape (K, K).
 
     Parameters
@@ -317,8 +400,8 @@ def check_etf_gram(answer: Any, K: int, *, task: str | None = None, points: floa
     answer : array_like, shape (K, K)
     K : int
         Number of vectors (classes), >= 2.
-    task, points
-        Label and worth of the task (shown in the feedback, read by the grader).
+    task : str, optional
+        Label of the task, shown in the feedback.
     """
     expected = theory.simplex_etf_gram(K)
 
@@ -346,13 +429,13 @@ def check_etf_gram(answer: Any, K: int, *, task: str | None = None, points: floa
             hint="The vectors have unit length, equal pairwise angles, and sum to zero.",
         )
 
-    return _run(body, task=task, points=points, success=f"Correct: this is the Gram matrix of a simplex ETF of {K} unit vectors.")
+    return _run(body, task=task, success=f"Correct: this is the Gram matrix of a simplex ETF of {K} unit vectors.")
 
 
 # --------------------------------------------------------------------------- the target and its spectrum
 
 
-def check_target(answer: Any, n: Sequence[float], bias: bool = True, *, task: str | None = None, points: float = 1) -> Feedback:
+def check_target(answer: Any, n: Sequence[float], bias: bool = True, *, task: str | None = None) -> Feedback:
     """The target ``Yhat = (I - n 1^T / N) diag(sqrt(n))`` (with bias) or ``diag(sqrt(n))``, (K, K)."""
     counts = check_counts(n)
     K, N = counts.size, counts.sum()
@@ -388,10 +471,10 @@ def check_target(answer: Any, n: Sequence[float], bias: bool = True, *, task: st
             hint="Yhat = (I - n 1^T / N) D with D = diag(sqrt(n)), N = sum(n)." if bias else "Without a bias the target is D = diag(sqrt(n)).",
         )
 
-    return _run(body, task=task, points=points, success=f"Correct: this is {'Yhat' if bias else 'the target D'} for these counts.")
+    return _run(body, task=task, success=f"Correct: this is {'Yhat' if bias else 'the target D'} for these counts.")
 
 
-def check_singular_values(answer: Any, n: Sequence[float], bias: bool = True, *, task: str | None = None, points: float = 1) -> Feedback:
+def check_singular_values(answer: Any, n: Sequence[float], bias: bool = True, *, task: str | None = None) -> Feedback:
     """Singular values of the target (``Yhat`` with bias, ``D`` without), descending, shape (K,)."""
     counts = check_counts(n)
     K = counts.size
@@ -414,10 +497,10 @@ def check_singular_values(answer: Any, n: Sequence[float], bias: bool = True, *,
             hint="Use np.linalg.svd(T, compute_uv=False) on the target T.",
         )
 
-    return _run(body, task=task, points=points, success="Correct singular values, in descending order.")
+    return _run(body, task=task, success="Correct singular values, in descending order.")
 
 
-def check_interlacing_bounds(answer: Any, n: Sequence[float], *, task: str | None = None, points: float = 1) -> Feedback:
+def check_interlacing_bounds(answer: Any, n: Sequence[float], *, task: str | None = None) -> Feedback:
     """Interlacing bounds ``(lower, upper)`` on the singular values of ``Yhat``, each shape (K,).
 
     ``lower[i] = sqrt(n_(i+1))``, ``upper[i] = sqrt(n_(i))`` with counts sorted descending, and
@@ -450,7 +533,7 @@ def check_interlacing_bounds(answer: Any, n: Sequence[float], *, task: str | Non
         _compare_array(lo, lower, "the lower bound", mistakes=[(lower**2, "Your lower bound is in units of counts; the bounds on s use square roots of the counts.", None)], hint=hint)
         _compare_array(up, upper, "the upper bound", mistakes=[(upper**2, "Your upper bound is in units of counts; the bounds on s use square roots of the counts.", None)], hint=hint)
 
-    return _run(body, task=task, points=points, success="Correct interlacing bounds.")
+    return _run(body, task=task, success="Correct interlacing bounds.")
 
 
 # --------------------------------------------------------------------------- collapse
@@ -461,41 +544,40 @@ def _plural(noun: str) -> str:
 
 
 def _parse_index_set(answer: Any, K: int, noun: str) -> set[int]:
-    """A set of indices from a set/list/tuple/array of ints, or from a boolean mask of length K."""
+    """Numbers 1..K from a set/list/tuple/array of ints, or from a boolean mask of length K."""
+    example = "{2, 4}"
     if answer is None:
-        raise _Wrong(f"Your answer is None, not a set of {noun} indices.", "Use set() (or []) if nothing collapses.")
+        raise _Wrong(f"Your answer is None, not a set of {noun} numbers.", "Use set() (or []) if nothing collapses.")
     answer = _to_numpy(answer)
     if isinstance(answer, (bool, np.bool_)):
         raise _Wrong(
-            f"Wrong type: give the collapsed {_plural(noun)} as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a single bool.",
+            f"Wrong type: give the collapsed {_plural(noun)} as a set of numbers (e.g. {example}) or as a boolean mask of length {K}; got a single bool.",
             f"A mask has one True/False per {noun}.",
         )
     if isinstance(answer, numbers.Integral):
-        raise _Wrong(f"Wrong type: give a set or list of indices, e.g. {{{int(answer)}}} rather than {int(answer)}.", None)
+        raise _Wrong(f"Wrong type: give a set or list of numbers, e.g. {{{int(answer)}}} rather than {int(answer)}.", None)
     if isinstance(answer, (str, bytes, dict)) or not isinstance(answer, Iterable):
-        raise _Wrong(f"Wrong type: give the collapsed {_plural(noun)} as a set of indices (e.g. {{0, 2}}) or as a boolean mask of length {K}; got a {_type_name(answer)}.", None)
+        raise _Wrong(f"Wrong type: give the collapsed {_plural(noun)} as a set of numbers (e.g. {example}) or as a boolean mask of length {K}; got a {_type_name(answer)}.", None)
     items = list(answer)
     if items and all(isinstance(x, (bool, np.bool_)) for x in items):
         if len(items) != K:
             raise _Wrong(f"Wrong shape: a boolean mask needs one entry per {noun} ({K}); got {len(items)}.", None)
-        return {i for i, x in enumerate(items) if x}
+        return {i + 1 for i, x in enumerate(items) if x}
     out: list[int] = []
     for x in items:
         if isinstance(x, (bool, np.bool_)):
-            raise _Wrong("Your answer mixes booleans and indices; use either a boolean mask or a set of indices.", None)
-        if isinstance(x, numbers.Integral):
-            out.append(int(x))
-        elif isinstance(x, numbers.Real) and float(x).is_integer():
+            raise _Wrong("Your answer mixes booleans and numbers; use either a boolean mask or a set of numbers.", None)
+        if isinstance(x, numbers.Real) and float(x).is_integer():
             out.append(int(x))
         else:
-            raise _Wrong(f"Indices must be whole numbers; got {x!r}.", f"{_plural(noun).capitalize()} are numbered 0, 1, ..., {K - 1}.")
+            raise _Wrong(f"{_plural(noun).capitalize()} are numbered by whole numbers; got {x!r}.", f"{_plural(noun).capitalize()} are numbered 1, 2, ..., {K}.")
     if len(set(out)) != len(out):
-        raise _Wrong("Your answer lists an index more than once.", None)
-    bad = [i for i in out if not 0 <= i < K]
+        raise _Wrong("Your answer lists a number more than once.", None)
+    bad = [i for i in out if not 1 <= i <= K]
     if bad:
-        if bad == [K] and 0 not in out:
-            raise _Wrong(f"Index {K} is out of range: {_plural(noun)} are numbered from 0 to {K - 1} (0-based, as in Python).", None)
-        raise _Wrong(f"Index {bad[0]} is out of range: {_plural(noun)} are numbered 0 to {K - 1}.", None)
+        if bad == [0]:
+            raise _Wrong(f"There is no {noun} 0: {_plural(noun)} are numbered from 1 to {K}, as in the book's figures (not from 0 as Python indexes arrays).", f"Add 1 to each Python index.")
+        raise _Wrong(f"{noun.capitalize()} {bad[0]} is out of range: {_plural(noun)} are numbered 1 to {K}.", None)
     return set(out)
 
 
@@ -508,19 +590,19 @@ def check_collapsed_classes(
     bias: bool = False,
     *,
     task: str | None = None,
-    points: float = 1,
 ) -> Feedback:
     """Which classes (no bias) or modes (with bias) vanish at the global minimiser.
 
-    Without a bias, class ``k`` collapses (its class mean and classifier row vanish) iff
-    ``sqrt(n_k) < s_thr``. With a bias the question is about modes: mode ``i`` (0-based, in the
-    order of the descending singular values of ``Yhat``) vanishes iff ``s_i < s_thr``; the
-    null mode ``K-1`` (``s = 0``) always does.
+    Numbered from 1, as in the book's figures. Without a bias, class ``k`` collapses (its
+    class mean and classifier row vanish) unless ``sqrt(n_k) > s_thr``. With a bias the
+    question is about modes: mode ``i`` (in the order of the descending singular values of
+    ``Yhat``) survives iff ``s_i > s_thr``, so the null mode ``K`` (``s = 0``) always vanishes.
+    (For ``L = 1`` a singular value exactly at the threshold gives ``x = 0``: the strict rule.)
 
     Parameters
     ----------
     answer : set, list, tuple or array of int, or boolean mask of length K
-        0-based indices of the collapsed classes/modes (an empty set if none collapses).
+        The numbers (1..K) of the collapsed classes/modes (an empty set if none collapses).
     n, lam_W, lam_H, L, bias
         The problem, as in :func:`nclab.theory.global_minimizer`.
     """
@@ -531,12 +613,12 @@ def check_collapsed_classes(
     # their own order (the target D is diagonal, class k is the mode with s = sqrt(n_k))
     s_vec = g.s if bias else np.sqrt(counts)
     x_vec = g.x if bias else theory.scalar_minimizer(s_vec, counts.sum(), g.c, g.L)
-    expected = set(int(i) for i in np.flatnonzero(x_vec == 0))
+    expected = set(int(i) + 1 for i in np.flatnonzero(x_vec == 0))
     noun = "mode" if bias else "class"
     rule = (
-        "mode i vanishes iff s_i < s_thr, where s_i are the singular values of Yhat in descending order"
+        "mode i survives iff s_i > s_thr, where s_1 >= s_2 >= ... are the singular values of Yhat"
         if bias
-        else "class k collapses iff sqrt(n_k) < s_thr"
+        else "class k survives iff sqrt(n_k) > s_thr"
     )
     hint = f"Compute s_thr from N and c = (lam_H * prod lam_W)^(1/(L+1)); {rule}."
 
@@ -544,16 +626,16 @@ def check_collapsed_classes(
         got = _parse_index_set(answer, K, noun)
         if got == expected:
             return
-        if expected and got == {i + 1 for i in expected}:
-            raise _Wrong(f"Your indices are shifted by one: number the {_plural(noun)} from 0 (Python indexing), not from 1.", None)
-        if got == set(range(K)) - expected and got != expected:
+        if expected and got == {i - 1 for i in expected}:
+            raise _Wrong(f"Your numbers are shifted by one: number the {_plural(noun)} from 1, as the book does, not from 0.", "Add 1 to each Python index.")
+        if got == set(range(1, K + 1)) - expected:
             raise _Wrong(f"You listed the {_plural(noun)} that survive; the question asks for the ones that collapse.", None)
-        if bias and got == expected - {K - 1}:
-            raise _Wrong(f"You left out the last mode: it has singular value s = 0, so it never survives; include index {K - 1}.", None)
+        if bias and got == expected - {K}:
+            raise _Wrong(f"You left out the last mode: it has singular value s = 0, so it never survives; include mode {K}.", None)
         if L > 1:
-            naive = set(int(i) for i in np.flatnonzero(s_vec < counts.sum() * g.c))
+            naive = set(int(i) + 1 for i in np.flatnonzero(s_vec <= counts.sum() * g.c))
             if got == naive and naive != expected:
-                raise _Wrong("You used the one-layer rule s < N c; for L >= 2 the threshold s_thr is larger than N c.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L)).")
+                raise _Wrong("You used the one-layer rule s <= N c; for L >= 2 the threshold s_thr is larger than N c.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L)).")
         extra, missing = len(got - expected), len(expected - got)
         parts = []
         if extra:
@@ -563,7 +645,7 @@ def check_collapsed_classes(
         raise _Wrong("Not quite: " + " and ".join(parts) + ".", hint)
 
     what = "modes" if bias else "classes"
-    return _run(body, task=task, points=points, success=f"Correct: you found exactly the {what} that collapse.")
+    return _run(body, task=task, success=f"Correct: you found exactly the {what} that collapse.")
 
 
 def check_class_mean_norms(
@@ -575,7 +657,6 @@ def check_class_mean_norms(
     bias: bool = False,
     *,
     task: str | None = None,
-    points: float = 1,
 ) -> Feedback:
     """Lengths ``||m_k||`` of the optimal class means, in class order, shape (K,)."""
     counts = check_counts(n)
@@ -594,14 +675,17 @@ def check_class_mean_norms(
             raise _Wrong("Lengths cannot be negative.", None)
         _compare_array(a, expected, "the vector of lengths", rtol=1e-5, atol=1e-8, mistakes=mistakes, order_hint="Keep the class order: entry k is the length of the mean of class k.", hint=hint)
 
-    return _run(body, task=task, points=points, success="Correct lengths of the class means (collapsed classes have length 0).")
+    return _run(body, task=task, success="Correct lengths of the class means (collapsed classes have length 0).")
 
 
 # --------------------------------------------------------------------------- NC1
 
 
 def _nc1_cases() -> list[tuple[str, np.ndarray, np.ndarray, int]]:
-    """Hidden test inputs for :func:`check_nc1`: (description, H (d, N), labels (N,), K)."""
+    """Test inputs of :func:`check_nc1`: (description, H (d, N), labels (N,), K).
+
+    Public: they are in nclab's source. An autograder's hidden tests use inputs of their own.
+    """
     rng = np.random.default_rng(20241126)
     cases = []
 
@@ -622,13 +706,14 @@ def _nc1_cases() -> list[tuple[str, np.ndarray, np.ndarray, int]]:
     return cases
 
 
-def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None, points: float = 1) -> Feedback:
-    """Run a student's ``nc1(H, labels, K)`` on hidden inputs against :func:`nclab.metrics.nc1`.
+def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None) -> Feedback:
+    """Run a student's ``nc1(H, labels, K)`` on five test inputs against :func:`nclab.metrics.nc1`.
 
     The function receives ``H`` (numpy, shape (d, N), samples in columns), ``labels`` (numpy
     int array, shape (N,), values 0..K-1, not necessarily sorted) and ``K``, and must return
     ``NC1 = tr(Sigma_W Sigma_B^+) / K`` in the unweighted convention (global mean = mean of the
-    class means, ``Sigma_B`` with weights ``1/K``, ``Sigma_W`` with ``1/N``).
+    class means, ``Sigma_B`` with weights ``1/K``, ``Sigma_W`` with ``1/N``). The label value
+    ``k - 1`` stands for class ``k``. The function runs inside :func:`own_work`.
     """
     from . import metrics
 
@@ -636,10 +721,13 @@ def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None, points
         if not callable(student_fn):
             raise _Wrong(f"Wrong type: pass your function itself (e.g. check_nc1(my_nc1)), not its result; got a {_type_name(student_fn)}.", None)
         cases = _nc1_cases()
-        got, ref, wref = [], [], []
+        ref = [metrics.nc1(H, labels, K) for _, H, labels, K in cases]
+        wref = [metrics.nc1(H, labels, K, weighted=True) for _, H, labels, K in cases]
+        got = []
         for desc, H, labels, K in cases:
             try:
-                value = student_fn(H.copy(), labels.copy(), K)
+                with own_work(task):
+                    value = student_fn(H.copy(), labels.copy(), K)
             except NotImplementedError:
                 raise _Wrong("Your function is not implemented yet: it raises NotImplementedError.", "Replace the `raise NotImplementedError(...)` line with your code.") from None
             except np.linalg.LinAlgError as exc:
@@ -652,10 +740,7 @@ def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None, points
                     f"Your function raised {type(exc).__name__}: {exc} (test case '{desc}').",
                     "H has shape (d, N) with samples in columns; labels has shape (N,) with values 0..K-1.",
                 ) from None
-            v = _as_scalar(value, f"the NC1 value returned for the test case '{desc}'")
-            got.append(v)
-            ref.append(metrics.nc1(H, labels, K))
-            wref.append(metrics.nc1(H, labels, K, weighted=True))
+            got.append(_as_scalar(value, f"the NC1 value returned for the test case '{desc}'"))
         got_a, ref_a, wref_a = np.array(got), np.array(ref), np.array(wref)
         Ks = np.array([c[3] for c in cases], dtype=float)
         descs = [c[0] for c in cases]
@@ -681,41 +766,42 @@ def check_nc1(student_fn: Callable[..., Any], *, task: str | None = None, points
                 raise _Wrong(f"Wrong scaling: your values are a constant multiple of the right ones, {_factor_text(float(ratio[0]))}.", "Check the normalisations: 1/N in Sigma_W, 1/K in Sigma_B and in front of the trace.")
         wrong = [descs[i] for i in range(len(descs)) if not np.isclose(got_a[i], ref_a[i], rtol=1e-6, atol=1e-10)]
         raise _Wrong(
-            f"Right on {len(descs) - len(wrong)} of {len(descs)} hidden test cases; wrong on: " + "; ".join(wrong) + ".",
+            f"Right on {len(descs) - len(wrong)} of {len(descs)} test cases; wrong on: " + "; ".join(wrong) + ".",
             "Sigma_W = (1/N) sum_i (h_i - m_{y_i})(h_i - m_{y_i})^T; mu_G = mean of the class means; Sigma_B = (1/K) sum_k (m_k - mu_G)(m_k - mu_G)^T; NC1 = tr(Sigma_W pinv(Sigma_B)) / K.",
         )
 
-    return _run(body, task=task, points=points, success=f"Correct: your NC1 agrees with nclab.metrics.nc1 on all {len(_nc1_cases())} hidden test cases.")
+    return _run(body, task=task, success=f"Correct: your NC1 agrees with nclab.metrics.nc1 on all {len(_nc1_cases())} test cases.")
 
 
 # --------------------------------------------------------------------------- thresholds and the bias
 
 
-def check_threshold(answer: Any, N: float, c: float, L: int = 1, *, task: str | None = None, points: float = 1) -> Feedback:
+def check_threshold(answer: Any, N: float, c: float, L: int = 1, *, task: str | None = None) -> Feedback:
     """The threshold ``s_thr`` below which a singular value of the target dies, for depth ``L``."""
-    expected = theory.threshold(N, c, L)
-    a = N * c
-    mistakes: list = []
-    if L > 1:
-        mistakes.append((a, "This is N c, the threshold for L = 1; with L >= 2 layers the threshold is larger.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L))."))
-        mistakes.append((expected * (L - 1) / L, "This is the value the singular value x jumps to at the threshold, s_thr (L-1)/L, not the threshold on s itself.", None))
-        p = (L - 1) / (L + 1)
-        x_min = (p * a) ** (1 / (1 + p))
-        mistakes.append(
-            (
-                x_min + a * x_min ** (-p),
-                "This is where a positive stationary point first appears. There it is only a local minimum; the threshold is where it becomes as good as x = 0.",
-                "Solve phi(x; s) = phi(0; s) together with phi'(x; s) = 0.",
+    expected = np.float64(theory.threshold(N, c, L))  # numpy floats: a slip's value may overflow to inf, not raise
+    a = np.float64(N) * c
+    with np.errstate(over="ignore"):
+        mistakes: list = []
+        if L > 1:
+            mistakes.append((a, "This is N c, the threshold for L = 1; with L >= 2 layers the threshold is larger.", "s_thr = L (N c)^((L+1)/(2L)) (L-1)^(-(L-1)/(2L))."))
+            mistakes.append((expected * (L - 1) / L, "This is the value the singular value x jumps to at the threshold, s_thr (L-1)/L, not the threshold on s itself.", None))
+            p = (L - 1) / (L + 1)
+            x_min = (p * a) ** (1 / (1 + p))
+            mistakes.append(
+                (
+                    x_min + a * x_min ** (-p),
+                    "This is where a positive stationary point first appears. There it is only a local minimum; the threshold is where it becomes as good as x = 0.",
+                    "Solve phi(x; s) = phi(0; s) together with phi'(x; s) = 0.",
+                )
             )
-        )
-        mistakes.append((a ** ((L + 1) / (2 * L)), "You have the right power of N c but are missing the constant factor L (L-1)^(-(L-1)/(2L)).", None))
-    mistakes.append((expected**2, "Your value looks squared: the threshold is on the singular value s, not on s^2.", None))
+            mistakes.append((a ** ((L + 1) / (2 * L)), "You have the right power of N c but are missing the constant factor L (L-1)^(-(L-1)/(2L)).", None))
+        mistakes.append((expected**2, "Your value looks squared: the threshold is on the singular value s, not on s^2.", None))
 
     def body():
         v = _as_scalar(answer, "the threshold")
         _compare_scalar(v, expected, "the threshold", mistakes=mistakes, hint="For L = 1 it is N c; for L >= 2 compare phi at its positive stationary point with phi(0).")
 
-    return _run(body, task=task, points=points, success=f"Correct threshold for depth L = {L}.")
+    return _run(body, task=task, success=f"Correct threshold for depth L = {L}.")
 
 
 def check_critical_lambda(
@@ -726,17 +812,27 @@ def check_critical_lambda(
     mode: int | None = None,
     *,
     task: str | None = None,
-    points: float = 1,
 ) -> Feedback:
     """Common strength ``lam = lam_W = lam_H`` above which a mode dies.
 
     ``mode=None``: the answer is the array of critical values for all modes (K,), aligned with
-    the descending singular values (0 for a null mode). ``mode=i``: one number, for mode ``i``.
+    the descending singular values (0 for a null mode). ``mode=i``: one number, for mode ``i``,
+    numbered from 1 as in the book (mode 1 has the largest singular value).
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is not a whole number from 1 to K.
     """
     counts = check_counts(n)
     K, N = counts.size, counts.sum()
+    if mode is not None:
+        i = whole(mode, "mode (numbered from 1)", 1) - 1
+        if i >= K:
+            raise ValueError(f"mode (numbered from 1) must be at most K = {K}; got {mode!r}")
     crit = theory.critical_lambda(counts, L=L, bias=bias)
     s = theory.singular_values(counts, bias)
+    L = _validate.whole(L, "L (number of linear layers)", 1, _validate.MAX_DEPTH)
 
     def body():
         if mode is None:
@@ -744,7 +840,6 @@ def check_critical_lambda(
             _compare_array(arr, crit, "the critical values", mistakes=[(crit**2, "Your values look squared.", None)], order_hint="Align them with the singular values in descending order.", hint="Set s_i = s_thr with c = lam and solve for lam.")
             return
         v = _as_scalar(answer, "the critical value of lambda")
-        i = int(mode)
         mistakes = [
             (crit[i] ** 2, "Your value looks squared: with lam_W = lam_H = lam, c = lam (not lam^2).", None),
             (math.sqrt(crit[i]), "Your value looks like a square root: with lam_W = lam_H = lam, c = (lam * lam)^(1/2) = lam.", None),
@@ -755,10 +850,10 @@ def check_critical_lambda(
         _compare_scalar(v, float(crit[i]), "the critical value of lambda", mistakes=mistakes, hint="With all strengths equal to lam, c = lam; set s_i = s_thr(N, c, L) and solve for lam.")
 
     what = "for every mode" if mode is None else f"for mode {mode}"
-    return _run(body, task=task, points=points, success=f"Correct critical strength {what}.")
+    return _run(body, task=task, success=f"Correct critical strength {what}.")
 
 
-def check_optimal_bias(answer: Any, n: Sequence[float], *, task: str | None = None, points: float = 1) -> Feedback:
+def check_optimal_bias(answer: Any, n: Sequence[float], *, task: str | None = None) -> Feedback:
     """The optimal (unregularised) bias of the MSE model, shape (K,), in class order."""
     counts = check_counts(n)
     K, N = counts.size, counts.sum()
@@ -775,4 +870,4 @@ def check_optimal_bias(answer: Any, n: Sequence[float], *, task: str | None = No
         a = _as_array(answer, "the bias", (K,))
         _compare_array(a, expected, "the bias", mistakes=mistakes, order_hint="Keep the class order: entry k is the bias of class k.", hint="Set the derivative of the loss with respect to b to zero.")
 
-    return _run(body, task=task, points=points, success="Correct optimal bias.")
+    return _run(body, task=task, success="Correct optimal bias.")

@@ -26,6 +26,8 @@ from typing import Callable
 
 import torch
 
+from . import _validate
+
 __all__ = ["BatchedLBFGS"]
 
 #: ``fun(theta, rows)``: objective values (b,) of the problems ``rows`` (b,) at ``theta`` (b, P).
@@ -45,15 +47,21 @@ class BatchedLBFGS:
     theta : torch.Tensor, shape (B, P)
         Starting points (copied).
     history : int, default 10
-        Number of curvature pairs ``m`` kept per problem.
+        Number of curvature pairs ``m`` kept per problem (>= 1).
     tol : float, default 1e-15
         A problem is converged after three steps in a row whose relative decrease is at most
-        ``tol``, when the decrease that its quasi-Newton step and a steepest-descent step
+        ``tol`` (>= 0), when the decrease that its quasi-Newton step and a steepest-descent step
         predict are both below ``tol`` (relative), when its gradient vanishes, or when its line
         search finds no decrease twice in a row (the second time from steepest descent, its
         curvature memory cleared).
     jac : bool, default False
         ``fun`` returns ``(f, g)``, its values and their gradient (b, P), instead of ``f`` alone.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``fun`` not callable, ``theta`` not a finite (B, P) float tensor, ``history < 1``,
+        ``tol`` negative or not finite, ``jac`` not a bool.
 
     Attributes
     ----------
@@ -70,10 +78,17 @@ class BatchedLBFGS:
     """
 
     def __init__(self, fun: Objective, theta: torch.Tensor, *, history: int = 10, tol: float = 1e-15, jac: bool = False):
+        if not callable(fun):
+            raise _validate.ArgumentTypeError(f"fun must be a callable fun(theta, rows) -> (b,) objectives; got {type(fun).__name__}")
+        if not isinstance(theta, torch.Tensor) or not theta.is_floating_point():
+            raise _validate.ArgumentTypeError(f"theta must be a floating-point torch tensor of shape (B, P); got {type(theta).__name__}")
+        if theta.ndim != 2 or theta.numel() == 0:
+            raise ValueError(f"theta must have shape (B, P) with B, P >= 1 (one row per problem); got shape {tuple(theta.shape)}")
+        _validate.finite(theta, "theta")
         self.fun = fun
-        self.jac = jac
-        self.m = int(history)
-        self.tol = tol
+        self.jac = _validate.boolean(jac, "jac")
+        self.m = _validate.whole(history, "history (curvature pairs kept)", 1, 1000)
+        self.tol = _validate.nonneg(tol, "tol")
         self.theta = theta.detach().clone()
         B, P = self.theta.shape
         dev, dt = self.theta.device, self.theta.dtype

@@ -44,7 +44,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as nc
-from ._validate import nonneg, positive, whole
+from . import _validate
+from ._validate import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH, boolean, choice, nonneg, positive, whole
 from .data import check_counts
 from .theory import critical_lambda, global_minimizer, simplex_etf_gram, orthogonal_frame_gram
 from .ufm import TrainingDivergedError, resolve_device
@@ -104,7 +105,8 @@ def load_digits(n: Sequence[int] | np.ndarray, *, seed: int = 0, standardize: bo
     counts = check_counts(n, "n")
     if counts.size > 10:
         raise ValueError(f"n must have at most 10 classes (digits 0-9); got {counts.size}")
-    seed = whole(seed, "seed", 0)
+    seed = _validate.seed(seed)
+    standardize = boolean(standardize, "standardize")
     X_all, y_all = _digits_raw()
     available = np.bincount(y_all, minlength=10)
     too_many = [k for k in range(counts.size) if counts[k] > available[k]]
@@ -153,6 +155,9 @@ class MLPNetwork(torch.nn.Module):
 
     def __init__(self, in_dim: int, K: int, width: int, depth: int, L: int, bias: bool, relu_features: bool = False):
         super().__init__()
+        in_dim, K = whole(in_dim, "in_dim", 1, MAX_WIDTH), whole(K, "K", 2, MAX_CLASSES)
+        width, depth, L = whole(width, "width", 1, MAX_WIDTH), whole(depth, "depth", 1, MAX_DEPTH), whole(L, "L", 1, MAX_DEPTH)
+        bias, relu_features = boolean(bias, "bias"), boolean(relu_features, "relu_features")
         mods: list[torch.nn.Module] = []
         dims = [in_dim] + [width] * depth
         for i in range(depth):
@@ -204,8 +209,7 @@ def centred_gram(M: np.ndarray, n: Sequence[float] | np.ndarray, *, bias: bool =
     -------
     numpy.ndarray, shape (K, K)
     """
-    Mn = np.asarray(M, dtype=float)
-    Mc = nc.centered_means(Mn, n, weighted=True) if bias else Mn
+    Mc = nc.ufm_centered_means(M, n, bias=bias)
     return Mc.T @ Mc
 
 
@@ -277,14 +281,15 @@ def fit_effective_lambda(
     LambdaFit
     """
     counts = check_counts(n)
-    if which not in ("M", "W"):
-        raise ValueError(f"which must be 'M' or 'W'; got {which!r}")
-    Gn = np.asarray(G, dtype=float)
-    if Gn.shape != (counts.size, counts.size):
-        raise ValueError(f"G must have shape (K, K) = {(counts.size, counts.size)} for n; got {Gn.shape}")
-    grid_a = _default_grid(counts, L, bias) if grid is None else np.asarray(grid, dtype=float).ravel()
-    if grid_a.size == 0 or not np.all(np.isfinite(grid_a)) or np.any(grid_a <= 0):
-        raise ValueError("grid must be a non-empty sequence of positive finite strengths")
+    which = choice(which, "which", ("M", "W"))
+    L, bias = whole(L, "L", 1, MAX_DEPTH), boolean(bias, "bias")
+    Gn = _validate.array(G, "G", shape=(counts.size, counts.size), describe=f"a (K, K) = {(counts.size, counts.size)} Gram matrix for n")
+    if grid is None:
+        grid_a = _default_grid(counts, L, bias)
+    else:
+        grid_a = _validate.array(grid, "grid", ndim=1, describe="a one-dimensional sequence of strengths")
+        if np.any(grid_a <= 0):
+            raise ValueError(f"grid must hold strengths > 0; got minimum {grid_a.min():g}")
     dist = np.array([nc.gram_distance(Gn, _theory_gram(counts, lam, L, bias, which)) for lam in grid_a])
     i = int(np.argmin(dist))
     return LambdaFit(lam=float(grid_a[i]), distance=float(dist[i]), grid=grid_a, distances=dist)
@@ -294,29 +299,19 @@ def fit_effective_lambda(
 
 
 def _check_labels(labels: np.ndarray, N: int | None, what: str = "labels") -> tuple[np.ndarray, int]:
-    y = np.asarray(labels)
-    if y.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional with one entry per sample; got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
-            raise ValueError(f"{what} must be whole numbers (class indices 0..K-1); got non-integer values such as {y[y != np.round(y)][:3]}")
-        y = y.astype(np.int64)
-    elif y.dtype.kind not in "iu":
-        raise ValueError(f"{what} must be integer class indices 0..K-1; got dtype {y.dtype}")
-    y = y.astype(np.int64)
-    if N is not None and y.size != N:
-        raise ValueError(f"{what} must have one entry per sample: features have N = {N} samples, {what} has {y.size}")
-    if y.size == 0:
-        raise ValueError(f"{what} is empty")
-    if y.min() < 0:
-        raise ValueError(f"{what} must be class indices >= 0; got {int(y.min())}")
+    """Labels of a feature set and ``K``: whole-valued floats accepted (as files store them), every class ``0..K-1`` present, ``K >= 2``."""
+    if not _validate.is_tensor(labels) and np.asarray(labels).dtype.kind == "f":
+        yf = _validate.array(labels, what, ndim=1, describe="one-dimensional, one class index per sample")
+        if not np.all(yf == np.round(yf)):
+            raise ValueError(f"{what} must be whole numbers (class indices 0..K-1); got non-integer values such as {yf[yf != np.round(yf)][:3]}")
+        labels = yf.astype(np.int64)
+    y = _validate.labels(labels, what, N=N)
     K = int(y.max()) + 1
-    counts = np.bincount(y, minlength=K)
-    empty = np.flatnonzero(counts == 0).tolist()
+    if K < 2:
+        raise ValueError(f"{what} contain only class 0; at least 2 classes are needed")
+    empty = np.flatnonzero(np.bincount(y, minlength=K) == 0).tolist()
     if empty:
         raise ValueError(f"{what}: classes {empty} have no samples (labels must use every class 0..{K - 1})")
-    if K < 2:
-        raise ValueError(f"{what} must contain at least 2 classes; got {K}")
     return y, K
 
 
@@ -422,16 +417,18 @@ def analyze_features(
         ``nc3`` (self-duality of ``W`` and the centred means), ``nc4`` (agreement with the
         nearest class mean), ``train_error``.
     """
-    Ht = np.asarray(H)
-    if Ht.ndim != 2:
-        raise ValueError(f"H must have shape (d, N) with samples in columns; got shape {Ht.shape}")
+    Ht = _validate.array(H, "H", ndim=2, describe="of shape (d, N), samples in columns")
     y, K = _check_labels(labels, Ht.shape[1])
+    lam_W = None if lam_W is None else nonneg(lam_W, "lam_W")
+    lam_H = None if lam_H is None else nonneg(lam_H, "lam_H")
+    L, bias = whole(L, "L", 1, MAX_DEPTH), boolean(bias, "bias")
+    batch_size = whole(batch_size, "batch_size", 1)
     d, N = Ht.shape
     stats = nc.FeatureStats(K)
     for start in range(0, N, batch_size):
         stats.update(Ht[:, start : start + batch_size], y[start : start + batch_size])
     counts = stats.counts
-    M = stats.means.cpu().numpy()
+    M = stats.means
     out: dict[str, object] = {"K": K, "N": N, "d": d, "n": counts}
     out["nc1"] = stats.nc1(weighted=False)
     out["nc1_weighted"] = stats.nc1(weighted=True)
@@ -448,12 +445,8 @@ def analyze_features(
     g = global_minimizer(counts, lam_W, lam_H, L=L, bias=bias) if nominal else None
     out["M_theory_nominal"] = nc.gram_distance(G_M, g.M_gram) if g is not None else float("nan")
     if W is not None:
-        Wn = np.asarray(W, dtype=float)
-        if Wn.shape != (K, d):
-            raise ValueError(f"W must have shape (K, d) = {(K, d)}; got {Wn.shape}")
-        bn = None if b is None else np.asarray(b, dtype=float).reshape(-1)
-        if bn is not None and bn.size != K:
-            raise ValueError(f"b must have K = {K} entries; got {bn.size}")
+        Wn = _validate.array(W, "W", shape=(K, d))
+        bn = None if b is None else _validate.array(b, "b", shape=(K,))
         G_W = Wn @ Wn.T
         out["W_gram"] = G_W
         out["W_etf"] = nc.gram_distance(G_W, simplex_etf_gram(K) if bias else orthogonal_frame_gram(K))
@@ -462,8 +455,7 @@ def analyze_features(
         out["lam_eff_W"], out["W_theory"] = fitW.lam, fitW.distance
         out["W_theory_gram"] = _theory_gram(counts, fitW.lam, L, bias, "W")
         out["W_theory_nominal"] = nc.gram_distance(G_W, g.W_gram) if g is not None else float("nan")
-        Mc = nc.centered_means(M, counts, weighted=True) if bias else M
-        out["nc3"] = nc.self_duality(Wn, Mc)
+        out["nc3"] = nc.nc3(Wn, M, counts, bias=bias)
         out["nc4"] = nc.ncc_agreement(Ht, Wn, bn, M)
         errors = 0
         for start in range(0, N, batch_size):
@@ -542,8 +534,10 @@ class NetResult:
     def features(self, X: np.ndarray) -> np.ndarray:
         """Features of new inputs ``X`` (B, in_dim) under the trained backbone, shape (d, B)."""
         p = next(self.model.parameters())
+        in_dim = self.model.backbone[0].in_features
+        Xn = _validate.array(X, "X", shape=(None, in_dim), describe=f"a (B, in_dim) = (B, {in_dim}) matrix, one row per input")
         with torch.no_grad():
-            h = self.model.features(torch.as_tensor(np.asarray(X), dtype=p.dtype, device=p.device))
+            h = self.model.features(torch.as_tensor(Xn, dtype=p.dtype, device=p.device))
         return h.T.double().cpu().numpy()
 
     def analyze(self) -> dict[str, object]:
@@ -669,6 +663,8 @@ def train_network(
     TrainingDivergedError
         If the objective becomes non-finite (lower ``lr``).
     """
+    data_seed = _validate.seed(data_seed, "data_seed")
+    bias, relu_features, progress = boolean(bias, "bias"), boolean(relu_features, "relu_features"), boolean(progress, "progress")
     if X is None and labels is None:
         if n is None:
             raise ValueError("give n (class counts for the digits) or both X and labels")
@@ -676,24 +672,20 @@ def train_network(
     elif X is None or labels is None:
         raise ValueError("X and labels must be given together")
     else:
-        X_np = np.asarray(X, dtype=np.float64)
-        if X_np.ndim != 2:
-            raise ValueError(f"X must have shape (N, in_dim); got {X_np.shape}")
+        X_np = _validate.array(X, "X", ndim=2, describe="an (N, in_dim) matrix, one row per sample")
         y, _ = _check_labels(labels, X_np.shape[0])
         if n is not None and not np.array_equal(check_counts(n), np.bincount(y).astype(float)):
             raise ValueError("n does not match the class counts of labels; pass n=None with X and labels")
     counts = np.bincount(y).astype(np.float64)
     K, N = counts.size, y.size
-    width = whole(width, "width", 1)
-    depth = whole(depth, "depth", 1)
-    L = whole(L, "L", 1)
+    width = whole(width, "width", 1, MAX_WIDTH)
+    depth = whole(depth, "depth", 1, MAX_DEPTH)
+    L = whole(L, "L", 1, MAX_DEPTH)
     lam_W = nonneg(lam_W, "lam_W")
     lam_H = nonneg(lam_H, "lam_H")
     weight_decay = nonneg(weight_decay, "weight_decay")
-    if loss not in ("mse", "ce"):
-        raise ValueError(f"loss must be 'mse' or 'ce'; got {loss!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+    loss = choice(loss, "loss", ("mse", "ce"))
+    optimizer = choice(optimizer, "optimizer", ("adam", "sgd"))
     lr = _DEFAULT_LR[optimizer] if lr is None else lr
     lr = positive(lr, "lr")
     momentum = nonneg(momentum, "momentum")
@@ -704,7 +696,7 @@ def train_network(
         batch_size = whole(batch_size, "batch_size", 1)
         if batch_size >= N:
             batch_size = None
-    seed = whole(seed, "seed", 0)
+    seed = _validate.seed(seed)
     if log_every is not None:
         log_every = whole(log_every, "log_every", 1)
     if dtype not in (torch.float32, torch.float64):
@@ -769,17 +761,16 @@ def train_network(
             W = layer @ W
         b = model.b.detach().double().cpu().numpy() if model.b is not None else np.zeros(K)
         stats = nc.FeatureStats(K).update(H, y)
-        M = stats.means.cpu().numpy()
+        M = stats.means
         Mu = nc.centered_means(M)
         G_M = centred_gram(M, counts, bias=bias)
-        Mc = nc.centered_means(M, counts, weighted=True) if bias else M
         row = dict(
             step=step, objective=obj, total=total, loss=data, train_error=err,
             nc1=stats.nc1(False), nc1_weighted=stats.nc1(True),
             M_etf=nc.gram_distance(Mu.T @ Mu, etf), W_etf=nc.gram_distance(W @ W.T, W_ref),
             M_theory=nc.gram_distance(G_M, g.M_gram) if g is not None else float("nan"),
             W_theory=nc.gram_distance(W @ W.T, g.W_gram) if g is not None else float("nan"),
-            nc3=nc.self_duality(W, Mc), nc4=nc.ncc_agreement(H, W, b if bias else None, M),
+            nc3=nc.nc3(W, M, counts, bias=bias), nc4=nc.ncc_agreement(H, W, b if bias else None, M),
         )  # fmt: skip
         for k in keys:
             history[k].append(row[k])

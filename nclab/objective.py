@@ -13,13 +13,21 @@ such a point :func:`collapsed_objective` evaluates (P) from the class means alon
 closed-form constructions) and a torch point (the trainer differentiates through it), and a
 *batch* of points: every array may carry leading batch dimensions, and each strength may be a
 scalar or an array over the batch.
+
+Arguments are checked up front (:mod:`nclab._validate`): shapes always, values of numpy
+arrays and of scalar strengths always, values inside torch tensors not (that would stop a
+GPU at every evaluation of the trainer's inner loop; :func:`nclab.train` checks its own
+input once).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from . import _validate
 
 __all__ = [
     "product",
@@ -27,8 +35,6 @@ __all__ = [
     "collapsed_objective",
     "exact_features",
     "projected_objective",
-    "projection_target",
-    "projected_fit",
     "projected_value_and_grad",
 ]
 
@@ -44,11 +50,84 @@ def product(layers: Sequence[Any]) -> Any:
     Returns
     -------
     array, shape (..., K, d)
+
+    Raises
+    ------
+    ValueError
+        No layers, a layer that is not a (batch of) matrices, or shapes that do not chain.
     """
+    return _product(_layers(layers))
+
+
+def _product(layers: list) -> Any:
+    """:func:`product` of checked layers."""
     W = layers[0]
     for layer in layers[1:]:
         W = layer @ W
     return W
+
+
+def _matrix(a: Any, name: str, min_ndim: int = 2) -> Any:
+    """A torch tensor as it is (shape checked), or a finite float numpy array."""
+    if _validate.is_tensor(a):
+        if a.ndim < min_ndim:
+            raise ValueError(f"{name} must have at least {min_ndim} dimensions; got shape {tuple(a.shape)}")
+        return a
+    arr = _validate.array(a, name, allow_empty=True)
+    if arr.ndim < min_ndim:
+        raise ValueError(f"{name} must have at least {min_ndim} dimensions; got shape {arr.shape}")
+    return arr
+
+
+def _layers(layers: Any) -> list:
+    """``[W_1, ..., W_L]`` checked: at least one matrix, and ``W_{l+1} W_l`` defined for each l."""
+    if not isinstance(layers, (list, tuple)):
+        raise _validate.ArgumentTypeError(f"layers must be a list [W_1, ..., W_L] of matrices; got {type(layers).__name__}")
+    if not layers:
+        raise ValueError("layers must hold at least one matrix (W_1); got an empty list")
+    out = list(layers)
+    for i, W in enumerate(out):
+        if not (_validate.is_tensor(W) and W.ndim >= 2):  # tensors: the fast path of the trainer
+            out[i] = _matrix(W, f"layers[{i}]")
+    for i in range(1, len(out)):
+        if out[i].shape[-1] != out[i - 1].shape[-2]:
+            raise ValueError(
+                f"layers[{i}] must have {out[i - 1].shape[-2]} columns to multiply layers[{i - 1}] of shape "
+                f"{tuple(out[i - 1].shape)}; got shape {tuple(out[i].shape)}"
+            )
+    return out
+
+
+def _strength(lam: Any, name: str, *, strict: bool = False) -> Any:
+    """A strength: a number or numpy array (>= 0, or > 0 if ``strict``), or a torch tensor as it is."""
+    if type(lam) is float and (lam > 0 if strict else lam >= 0) and lam < math.inf:
+        return lam
+    if _validate.is_tensor(lam):
+        return lam
+    check = _validate.positive if strict else _validate.nonneg
+    if isinstance(lam, (int, float, str, bytes)) or np.ndim(lam) == 0:
+        return check(lam, name)
+    arr = _validate.array(lam, name)
+    if np.any(arr <= 0) if strict else np.any(arr < 0):
+        raise ValueError(f"{name} must have entries {'> 0' if strict else '>= 0'}; got minimum {arr.min():g}")
+    return arr
+
+
+def _layer_strengths(lam_W: Any, L: int) -> list:
+    """One strength per layer: a scalar is shared by all ``L``; a sequence must have ``L`` entries."""
+    if isinstance(lam_W, (list, tuple)) or isinstance(lam_W, np.ndarray) and lam_W.ndim == 1 or _validate.is_tensor(lam_W) and lam_W.ndim == 1:
+        if len(lam_W) != L:
+            raise ValueError(f"lam_W must be one strength for all layers or one per layer: L = {L} values; got {len(lam_W)}")
+        return [v if type(v) is float and 0 <= v < math.inf else _strength(v, f"lam_W[{i}]") for i, v in enumerate(lam_W)]
+    return [_strength(lam_W, "lam_W")] * L
+
+
+def _last_dims(a: Any, name: str, want: tuple, what: Callable[[], str]) -> None:
+    """Require the trailing dimensions of ``a`` to be ``want`` (None matches anything);
+    ``what()`` describes the shape in the message (built only on failure)."""
+    shape, k = a.shape, len(want)
+    if len(shape) < k or any(w is not None and w != shape[j - k] for j, w in enumerate(want)):
+        raise ValueError(f"{name} must have shape {what()}; got shape {tuple(shape)}")
 
 
 def _sq(a: Any) -> Any:
@@ -88,10 +167,11 @@ def ufm_objective(
         Bias (None for the model without bias).
     Y : array, shape (K, N)
         One-hot labels (:func:`nclab.data.one_hot`).
-    lam_W : sequence of L strengths
-        Weight decay of each layer (scalars, or arrays over the batch dimensions).
+    lam_W : float, or sequence of L strengths
+        Weight decay (>= 0): one value for every layer, or one per layer (scalars, or arrays
+        over the batch dimensions). A sequence of another length is refused.
     lam_H : float or array over the batch
-        Feature decay.
+        Feature decay (>= 0).
     lam_b : float or array over the batch, default 0
         Decay of the bias; 0 is the unregularised bias of Liu (2024).
     loss : {"mse", "ce"}
@@ -102,21 +182,41 @@ def ufm_objective(
     -------
     scalar or array over the batch (float / numpy array for numpy, tensor for torch)
     """
+    loss = _validate.choice(loss, "loss", ("mse", "ce"))
+    layers = _layers(layers)
+    K, d = layers[-1].shape[-2], layers[0].shape[-1]
+    H = _matrix(H, "H")
+    _last_dims(H, "H", (d, None), lambda: f"(..., d, N) with d = {d} (the columns of layers[0])")
     N = H.shape[-1]
-    logits = product(layers) @ H
+    Y = _matrix(Y, "Y")
+    _last_dims(Y, "Y", (K, N), lambda: f"(K, N) = {(K, N)} (one-hot labels, one column per column of H)")
+    if b is not None:
+        b = _matrix(b, "b", 1)
+        _last_dims(b, "b", (K,), lambda: f"(..., K) with K = {K}")
+    lams = _layer_strengths(lam_W, len(layers))
+    lam_H, lam_b = _strength(lam_H, "lam_H"), _strength(lam_b, "lam_b")
+    return _finite_value(_ufm_objective(layers, H, b, Y, lams, lam_H, lam_b, loss))
+
+
+def _ufm_objective(layers: list, H: Any, b: Any | None, Y: Any, lam_W: list, lam_H: Any, lam_b: Any, loss: str) -> Any:
+    """:func:`ufm_objective` without its checks (``lam_W`` one strength per layer), for inner loops."""
+    logits = _product(layers) @ H
     if b is not None:
         logits = logits + b[..., :, None]
-    if loss == "mse":
-        value = _sq(logits - Y) / (2 * N)
-    elif loss == "ce":
-        value = _cross_entropy(logits, Y)
-    else:
-        raise ValueError(f"loss must be 'mse' or 'ce'; got {loss!r}")
+    value = _sq(logits - Y) / (2 * H.shape[-1]) if loss == "mse" else _cross_entropy(logits, Y)
     value = value + lam_H / 2 * _sq(H)
     for lam, layer in zip(lam_W, layers):
         value = value + lam / 2 * _sq(layer)
     if b is not None:
         value = value + lam_b / 2 * (b**2).sum(axis=-1)
+    return value
+
+
+def _finite_value(value: Any) -> Any:
+    """A numpy objective that overflowed is refused; a torch one is returned as it is (the
+    trainer's line search rejects non-finite trial points itself)."""
+    if not _validate.is_tensor(value) and not np.all(np.isfinite(value)):
+        raise ValueError("the objective overflows float64 at this point: the layers, features or strengths (lam_W, lam_H) are too large")
     return value
 
 
@@ -157,7 +257,22 @@ def exact_features(layers: Sequence[Any], n: Any, lam_H: Any, *, bias: bool = Tr
     b : array, shape (..., K), or None
         Optimal bias, ``n / N`` (None without bias).
     """
-    W = product(layers)
+    bias = _validate.boolean(bias, "bias")
+    layers = _layers(layers)
+    K = layers[-1].shape[-2]
+    n = _matrix(n, "n", 1)
+    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
+    if not _validate.is_tensor(n) and np.any(n <= 0):
+        raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
+    lam_H = _strength(lam_H, "lam_H", strict=True)
+    if not _validate.is_tensor(n) and not _validate.is_tensor(lam_H) and not np.all(np.isfinite(n.sum(-1) * lam_H)):
+        raise ValueError(f"lam_H: N lam_H must be a finite float; got N = {np.max(n.sum(-1)):g}, lam_H = {np.max(lam_H):g}")
+    return _exact_features(layers, n, lam_H, bias)
+
+
+def _exact_features(layers: list, n: Any, lam_H: Any, bias: bool) -> tuple[Any, Any]:
+    """:func:`exact_features` without its checks, for inner loops."""
+    W = _product(layers)
     WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
     N = n.sum(-1)
     ridge = N * lam_H
@@ -190,15 +305,32 @@ def collapsed_objective(layers: Sequence[Any], M: Any, b: Any | None, n: Any, la
     b : array, shape (..., K), or None
     n : array, shape (..., K)
         Class counts.
-    lam_W : sequence of L strengths (scalars or arrays over the batch)
+    lam_W : float, or sequence of L strengths (scalars or arrays over the batch)
+        One value for every layer, or one per layer.
     lam_H : float or array over the batch
 
     Returns
     -------
     scalar or array over the batch
     """
+    layers = _layers(layers)
+    K, d = layers[-1].shape[-2], layers[0].shape[-1]
+    M = _matrix(M, "M")
+    _last_dims(M, "M", (d, K), lambda: f"(..., d, K) = (..., {d}, {K}) to match the layers")
+    n = _matrix(n, "n", 1)
+    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K}")
+    if b is not None:
+        b = _matrix(b, "b", 1)
+        _last_dims(b, "b", (K,), lambda: f"(..., K) with K = {K}")
+    lams = _layer_strengths(lam_W, len(layers))
+    lam_H = _strength(lam_H, "lam_H")
+    return _finite_value(_collapsed_objective(layers, M, b, n, lams, lam_H))
+
+
+def _collapsed_objective(layers: list, M: Any, b: Any | None, n: Any, lam_W: list, lam_H: Any) -> Any:
+    """:func:`collapsed_objective` without its checks (``lam_W`` one strength per layer), for inner loops."""
     K = M.shape[-1]
-    logits = product(layers) @ M
+    logits = _product(layers) @ M
     if b is not None:
         logits = logits + b[..., :, None]
     value = ((logits - _eye(K, M)) ** 2 * n[..., None, :]).sum(axis=(-2, -1)) / (2 * n.sum(-1))
@@ -253,7 +385,24 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     -------
     scalar or array over the batch
     """
-    W = product(layers)
+    return _finite_value(_projected_objective(*_projected_args(layers, n, lam_W, lam_H, bias)))
+
+
+def _projected_args(layers: Any, n: Any, lam_W: Any, lam_H: Any, bias: Any) -> tuple[list, Any, list, Any, bool]:
+    """The arguments of :func:`projected_objective` checked (``lam_W`` one strength per layer)."""
+    bias = _validate.boolean(bias, "bias")
+    layers = _layers(layers)
+    K = layers[-1].shape[-2]
+    n = _matrix(n, "n", 1)
+    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
+    if not _validate.is_tensor(n) and np.any(n <= 0):
+        raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
+    return layers, n, _layer_strengths(lam_W, len(layers)), _strength(lam_H, "lam_H", strict=True), bias
+
+
+def _projected_objective(layers: list, n: Any, lam_W: list, lam_H: Any, bias: bool) -> Any:
+    """:func:`projected_objective` without its checks, for inner loops."""
+    W = _product(layers)
     if not _is_numpy(W):
         n = n.to(dtype=W.dtype, device=W.device)
     WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
@@ -262,7 +411,7 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     if getattr(ridge, "ndim", 0):
         ridge = ridge[..., None, None]
     A = W @ WT + ridge * _eye(W.shape[-2], W)
-    C = projection_target(n, bias)
+    C = _projection_target(n, bias)
     if _is_numpy(W):
         value = lam_H / 2 * np.trace(np.linalg.solve(A, C), axis1=-2, axis2=-1)
     else:
@@ -279,7 +428,7 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     return value
 
 
-def projection_target(n: Any, bias: bool = True) -> Any:
+def _projection_target(n: Any, bias: bool = True) -> Any:
     """``C`` of :func:`projected_objective`: ``diag(n) - n n^T / N`` with the bias, ``diag(n)`` without; shape (..., K, K)."""
     K = n.shape[-1]
     C = n[..., :, None] * _eye(K, n)
@@ -289,7 +438,7 @@ def projection_target(n: Any, bias: bool = True) -> Any:
     return C
 
 
-def projected_fit(layers: Sequence[Any], C: Any, ridge: Any, lam_H: Any) -> tuple[Any, list[Any]]:
+def _projected_fit(layers: Sequence[Any], C: Any, ridge: Any, lam_H: Any) -> tuple[Any, list[Any]]:
     """The data and feature terms of :func:`projected_objective`, ``(lam_H/2) tr(C (W W^T + ridge I)^{-1})``, and their
     gradient with respect to every layer (torch tensors, batched; the weight decay is left to the caller).
 
@@ -302,7 +451,7 @@ def projected_fit(layers: Sequence[Any], C: Any, ridge: Any, lam_H: Any) -> tupl
     layers : sequence of torch.Tensor
         ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r).
     C : torch.Tensor, shape (..., K, K) or (K, K)
-        :func:`projection_target`.
+        :func:`_projection_target`.
     ridge : float or torch.Tensor of shape (..., 1, 1)
         ``N lam_H``.
     lam_H : float or torch.Tensor of shape (..., 1, 1)
@@ -346,7 +495,7 @@ def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any]
 
         \\nabla_{W_l} f = (W_L \\cdots W_{l+1})^\\top \\nabla_W f \\, (W_{l-1} \\cdots W_1)^\\top + \\lambda_{W_l} W_l .
 
-    Written by hand (:func:`projected_fit`) because autograd needs about three times as many
+    Written by hand (:func:`_projected_fit`) because autograd needs about three times as many
     tensor operations, and on the book's small problems the cost of an operation is its
     overhead, not its arithmetic (the tests check this gradient against autograd).
 
@@ -366,9 +515,10 @@ def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any]
     """
     import torch
 
+    layers, n, lam_W, lam_H, bias = _projected_args(layers, n, lam_W, lam_H, bias)
     expand = lambda v: v[..., None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
     n = torch.as_tensor(n, dtype=layers[-1].dtype, device=layers[-1].device)
-    value, grads = projected_fit(layers, projection_target(n, bias), expand(n.sum(-1) * lam_H), expand(lam_H))
+    value, grads = _projected_fit(layers, _projection_target(n, bias), expand(n.sum(-1) * lam_H), expand(lam_H))
     for l, layer in enumerate(layers):
         value = value + lam_W[l] / 2 * _sq(layer)
         grads[l] = grads[l] + expand(lam_W[l]) * layer

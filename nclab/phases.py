@@ -32,7 +32,8 @@ from typing import Sequence
 import numpy as np
 
 from . import metrics, theory
-from ._validate import positive, whole
+from . import _validate
+from ._validate import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH, boolean, positive, whole
 from .data import check_counts, step
 
 __all__ = [
@@ -54,6 +55,11 @@ REGION_NAMES = ("all classes apart", "minority collapse", "total collapse")
 #: Label codes: every class mean distinct; the minority class means coincide; no mode survives.
 APART, MINORITY, TOTAL = 0, 1, 2
 
+#: Largest imbalance ratio the maps accept (their reference profile has ``n_A = ratio * 10^6``).
+_MAX_RATIO = 1e12
+#: Largest total :func:`whole_ratios` accepts (its work grows like ``sqrt(N)``).
+_MAX_N = 10**15
+
 #: Minority count of the integer profile on which :func:`phase_map` evaluates the theory before
 #: rescaling to ``N`` (ratios are rounded to 1 / _SCALE).
 _SCALE = 10**6
@@ -63,45 +69,29 @@ _SCALE = 10**6
 
 
 def _groups(K_A: object, K_B: object) -> tuple[int, int]:
-    K_A = whole(K_A, "K_A (number of majority classes)", 1)
-    K_B = whole(K_B, "K_B (number of minority classes)", 2)
+    K_A = whole(K_A, "K_A (number of majority classes)", 1, MAX_CLASSES)
+    K_B = whole(K_B, "K_B (number of minority classes)", 2, MAX_CLASSES)
     return K_A, K_B
 
 
 def _setting(K_A: object, K_B: object, L: object, bias: object) -> tuple[int, int, int, bool]:
     """The validated ``K_A, K_B, L, bias`` of one panel."""
     K_A, K_B = _groups(K_A, K_B)
-    return K_A, K_B, whole(L, "L (number of linear layers)", 1), _bool(bias, "bias")
+    return K_A, K_B, whole(L, "L (number of linear layers)", 1, MAX_DEPTH), boolean(bias, "bias")
 
 
 def _ratios(ratios: object, name: str = "ratios") -> np.ndarray:
-    try:
-        arr = np.atleast_1d(np.asarray(ratios, dtype=float))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numbers >= 1 (n_A / n_B); got {ratios!r}") from exc
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty one-dimensional sequence; got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr < 1):
-        raise ValueError(f"{name} must be finite numbers >= 1 (the majority has at least as many examples); got {arr.tolist()}")
+    arr = np.atleast_1d(_validate.array(ratios, name, ndim=(0, 1)))
+    if np.any(arr < 1) or np.any(arr > _MAX_RATIO):
+        raise ValueError(f"{name} must be numbers in [1, {_MAX_RATIO:g}] (n_A / n_B: the majority has at least as many examples); got {arr.tolist()}")
     return arr
 
 
 def _lambdas(lambdas: object, name: str = "lambdas") -> np.ndarray:
-    try:
-        arr = np.atleast_1d(np.asarray(lambdas, dtype=float))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be positive numbers; got {lambdas!r}") from exc
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty one-dimensional sequence; got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+    arr = np.atleast_1d(_validate.array(lambdas, name, ndim=(0, 1)))
+    if np.any(arr <= 0):
         raise ValueError(f"{name} must be finite numbers > 0; got {arr.tolist()}")
     return arr
-
-
-def _bool(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False; got {value!r}")
-    return bool(value)
 
 
 # --------------------------------------------------------------------------- counts
@@ -127,9 +117,7 @@ def two_group_counts(ratio: float, *, K_A: int, K_B: int, N: float) -> np.ndarra
         ``K_A`` entries ``n_A`` then ``K_B`` entries ``n_B``; not necessarily whole numbers.
     """
     K_A, K_B = _groups(K_A, K_B)
-    if np.ndim(ratio) != 0:
-        raise ValueError(f"ratio must be a single number >= 1; got {ratio!r}")
-    rho = float(_ratios(ratio, "ratio")[0])
+    rho = _validate.real(ratio, "ratio (n_A / n_B)", low=1.0, high=_MAX_RATIO)
     N = positive(N, "N (total number of examples)")
     n_B = N / (K_A * rho + K_B)
     return np.concatenate([np.full(K_A, rho * n_B), np.full(K_B, n_B)])
@@ -147,16 +135,18 @@ def whole_ratios(*, K_A: int, K_B: int, N: int, max_ratio: float = math.inf) -> 
     """Imbalance ratios that the two-group profile with total ``N`` realises in whole counts.
 
     These are the ratios :func:`train_phase_points` accepts: ``n_A = ratio n_B`` with ``n_B``
-    and ``n_A`` whole numbers and ``K_A n_A + K_B n_B = N``.
+    and the ratio whole numbers and ``K_A n_A + K_B n_B = N``, i.e. ``N = n_B (K_A ratio + K_B)``:
+    ``ratio`` qualifies iff ``K_A ratio + K_B`` divides ``N``. The search costs
+    ``min(max_ratio, sqrt(N))`` divisions (vectorised), not ``N``.
 
     Parameters
     ----------
     K_A, K_B : int
         Numbers of majority (>= 1) and minority (>= 2) classes.
     N : int
-        Total number of examples (>= K_A + K_B).
+        Total number of examples, ``K_A + K_B <= N <= 10**15``.
     max_ratio : float, optional
-        Largest ratio to list.
+        Largest ratio to list (>= 1, or ``inf``).
 
     Returns
     -------
@@ -164,13 +154,28 @@ def whole_ratios(*, K_A: int, K_B: int, N: int, max_ratio: float = math.inf) -> 
         Ascending; starts at 1 when ``N`` is a multiple of ``K_A + K_B``.
     """
     K_A, K_B = _groups(K_A, K_B)
-    N = whole(N, "N (total number of examples)", K_A + K_B)
-    out = set()
-    for n_B in range(1, N // (K_A + K_B) + 1):
-        rest = N - K_B * n_B
-        if rest % K_A == 0 and rest // K_A >= n_B and (rest // K_A) % n_B == 0:
-            out.add((rest // K_A) // n_B)
-    return np.array(sorted(r for r in out if r <= max_ratio), dtype=float)
+    N = whole(N, "N (total number of examples)", K_A + K_B, _MAX_N)
+    if not (isinstance(max_ratio, float) and max_ratio == math.inf):
+        max_ratio = _validate.real(max_ratio, "max_ratio", low=1.0)
+    r_hi = (N - K_B) // K_A if max_ratio == math.inf else min((N - K_B) // K_A, int(max_ratio))
+    if r_hi <= math.isqrt(N):  # few candidate ratios: test each
+        r = np.arange(1, r_hi + 1, dtype=np.int64)
+        return r[N % (K_A * r + K_B) == 0].astype(float)
+    q = _divisors(N)  # q = K_A ratio + K_B
+    r = (q - K_B) // K_A
+    ok = (q >= K_A + K_B) & ((q - K_B) % K_A == 0) & (r <= r_hi)
+    return np.unique(r[ok]).astype(float)
+
+
+def _divisors(N: int) -> np.ndarray:
+    """All divisors of ``N`` (int64), by trial division up to ``sqrt(N)`` in vectorised chunks."""
+    root = math.isqrt(N)
+    small = []
+    for start in range(1, root + 1, 1 << 20):
+        t = np.arange(start, min(start + (1 << 20), root + 1), dtype=np.int64)
+        small.append(t[N % t == 0])
+    low = np.concatenate(small)
+    return np.unique(np.concatenate([low, N // low]))
 
 
 # --------------------------------------------------------------------------- the theory's map
@@ -474,8 +479,10 @@ def train_phase_points(
     lams = _lambdas(lambdas)
     N = whole(N, "N (total number of examples)", K_A + K_B)
     K = K_A + K_B
-    d = 2 * K if d is None else whole(d, "d (feature width)", 1)
+    d = 2 * K if d is None else whole(d, "d (feature width)", 1, MAX_WIDTH)
     mean_tol = positive(mean_tol, "mean_tol")
+    seed = _validate.seed(seed)
+    progress = boolean(progress, "progress")
     profiles = []
     for value in rho:
         counts = _whole_counts(float(value), K_A, K_B, N)

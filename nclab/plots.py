@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import theory
-from ._validate import whole
+from . import _validate, theory
+from ._validate import boolean, whole
 
 __all__ = [
     "class_colors",
@@ -60,7 +60,7 @@ def class_colors(K: int) -> list:
     list of K RGBA tuples
         ``tab10`` for ``K <= 10``, ``tab20`` for ``K <= 20``, evenly spaced ``turbo`` beyond.
     """
-    K = whole(K, "K", 1)
+    K = whole(K, "K", 1, _validate.MAX_CLASSES)
     if K <= 10:
         cmap = plt.get_cmap("tab10")
         return [tuple(cmap(k)) for k in range(K)]
@@ -78,10 +78,19 @@ def _new_ax(ax: Axes | None, figsize: tuple[float, float] = (4.5, 3.5)) -> Axes:
 
 
 def _square(G: object, name: str = "G") -> np.ndarray:
-    G = np.asarray(G, dtype=float)
-    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+    G = _validate.array(G, name, ndim=2, describe="a square (K, K) matrix")
+    if G.shape[0] != G.shape[1]:
         raise ValueError(f"{name} must be a square (K, K) matrix; got shape {G.shape}")
     return G
+
+
+def _figsize(figsize: object) -> tuple[float, float] | None:
+    """None, or a pair of positive numbers (inches)."""
+    if figsize is None:
+        return None
+    if isinstance(figsize, (str, bytes)) or np.ndim(figsize) != 1 or len(figsize) != 2:  # type: ignore[arg-type]
+        raise _validate.ArgumentTypeError(f"figsize must be a pair (width, height) of positive numbers; got {figsize!r}")
+    return (_validate.positive(figsize[0], "figsize[0] (width)"), _validate.positive(figsize[1], "figsize[1] (height)"))  # type: ignore[index]
 
 
 def plot_gram(
@@ -118,6 +127,9 @@ def plot_gram(
     """
     G = _square(G)
     K = G.shape[0]
+    annotate, colorbar = boolean(annotate, "annotate"), boolean(colorbar, "colorbar")
+    if vmax is not None:
+        vmax = _validate.real(vmax, "vmax", low=0.0, high=1e300, low_open=True)
     ax = _new_ax(ax, (3.8, 3.3))
     if vmax is None:
         vmax = float(np.max(np.abs(G))) if G.size else 1.0
@@ -152,8 +164,9 @@ def plot_grams(
     normalize: bool = True,
     figsize: tuple[float, float] | None = None,
     annotate: bool = True,
+    ncols: int | None = None,
 ) -> Figure:
-    """A row of Gram heatmaps on one shared scale, titled by the keys of ``grams``.
+    """A grid of Gram heatmaps on one shared scale, titled by the keys of ``grams``.
 
     Parameters
     ----------
@@ -166,13 +179,23 @@ def plot_grams(
         Default ``(3.2 * len(grams) + 0.8, 3.2)``.
     annotate : bool, default True
         Write the values in the cells when ``K <= 10``.
+    ncols : int, optional
+        Heatmaps per row; default all in one row. Fewer columns keep the numbers readable
+        when the figure is shrunk to a page's width (``ncols=2`` for four matrices).
 
     Returns
     -------
     matplotlib Figure
     """
+    if not isinstance(grams, Mapping):
+        raise _validate.ArgumentTypeError(f"grams must be a dict of title -> (K, K) matrix; got {type(grams).__name__}")
     if not grams:
         raise ValueError("grams must contain at least one matrix")
+    normalize, annotate, figsize = boolean(normalize, "normalize"), boolean(annotate, "annotate"), _figsize(figsize)
+    m = len(grams)
+    ncols = m if ncols is None else whole(ncols, "ncols", 1)
+    ncols = min(ncols, m)
+    nrows = -(-m // ncols)
     mats = {}
     for name, G in grams.items():
         G = _square(G, f"grams[{name!r}]")
@@ -182,14 +205,16 @@ def plot_grams(
                 G = G / nrm
         mats[name] = G
     vmax = max(float(np.max(np.abs(G))) for G in mats.values()) or 1.0
-    m = len(mats)
     if figsize is None:
-        figsize = (3.2 * m + 0.8, 3.2)
-    fig, axes = plt.subplots(1, m, figsize=figsize, squeeze=False, layout="constrained")
-    for ax, (name, G) in zip(axes[0], mats.items()):
+        figsize = (3.2 * ncols + 0.8, 3.2 * nrows)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax, (name, G) in zip(flat, mats.items()):
         plot_gram(G, ax, title=name, annotate=annotate, vmax=vmax, colorbar=False)
-    im = axes[0][0].images[0]
-    fig.colorbar(im, ax=list(axes[0]), fraction=0.046 / max(m, 1) * 2, pad=0.02,
+    for ax in flat[m:]:
+        ax.remove()
+    im = flat[0].images[0]
+    fig.colorbar(im, ax=flat[:m], fraction=0.046 / max(ncols, 1) * 2, pad=0.02,
                  label="normalised value" if normalize else "value")
     return fig
 
@@ -252,18 +277,14 @@ def plot_geometry(
     A vector of (numerically) zero length is drawn as a dot at the origin. When everything is
     zero the axes show the note "all vectors collapsed to 0".
     """
-    if dim not in (2, 3):
-        raise ValueError(f"dim must be 2 or 3; got {dim!r}")
-    M = np.asarray(M, dtype=float)
-    if M.ndim != 2:
-        raise ValueError(f"M must be a (d, K) matrix; got shape {M.shape}")
+    dim = whole(dim, "dim", 2, 3)
+    rescale, legend = boolean(rescale, "rescale"), boolean(legend, "legend")
+    M = _validate.array(M, "M", ndim=2, describe="a (d, K) matrix, class means as columns")
     d, K = M.shape
     if W is not None:
-        W = np.asarray(W, dtype=float)
-        if W.shape != (K, d):
-            raise ValueError(f"W must have shape (K, d) = {(K, d)}; got {W.shape}")
-    if counts is not None and len(counts) != K:
-        raise ValueError(f"counts must have K = {K} entries; got {len(counts)}")
+        W = _validate.array(W, "W", shape=(K, d), describe=f"of shape (K, d) = {(K, d)}")
+    if counts is not None:
+        counts = _validate.array(counts, "counts", shape=(K,), describe=f"a sequence of K = {K} class sizes").tolist()
     if ax is None:
         fig = plt.figure(figsize=(4.5, 4.2))
         ax = fig.add_subplot(projection="3d" if dim == 3 else None)
@@ -387,6 +408,8 @@ def plot_spectrum(
     (:func:`nclab.theory.interlacing_bounds`); these intervals are drawn as grey bars.
     """
     s = theory.singular_values(n, bias)
+    if threshold is not None:
+        threshold = _validate.nonneg(threshold, "threshold")
     K = s.size
     idx = np.arange(1, K + 1)
     ax = _new_ax(ax)
@@ -433,12 +456,18 @@ def plot_history(
     -------
     matplotlib Axes
     """
+    if not isinstance(history, Mapping):
+        raise _validate.ArgumentTypeError(f"history must be a dict of name -> values (e.g. TrainResult.history); got {type(history).__name__}")
     if "step" not in history:
         raise ValueError("history must contain 'step'")
-    steps = np.asarray(history["step"], dtype=float)
+    if not isinstance(keys, (list, tuple)) or not all(isinstance(k, str) for k in keys):
+        raise _validate.ArgumentTypeError(f"keys must be a sequence of names in history, e.g. ('objective', 'nc1'); got {keys!r}")
+    logy = boolean(logy, "logy")
+    steps = _validate.array(history["step"], "history['step']", ndim=1)
     for key in keys:
         if key not in history:
             raise ValueError(f"keys: {key!r} is not in history (has {sorted(history)})")
+        _validate.array(history[key], f"history[{key!r}]", shape=(steps.size,), allow_nonfinite=True, describe=f"one value per step ({steps.size})")
     ax = _new_ax(ax)
     series = [np.asarray(history[key], dtype=float) for key in keys]
     floor = 1e-16
@@ -495,12 +524,16 @@ def plot_scalar_problem(
     by ``phi(0; s) = s^2/(2N)`` puts every curve at 1 for ``x = 0``, so a curve dipping below 1
     is a mode that survives.
     """
-    s_values = np.atleast_1d(np.asarray(s_values, dtype=float))
-    if s_values.size == 0 or np.any(s_values <= 0):
-        raise ValueError("s_values must be a non-empty list of positive singular values")
+    s_values = np.atleast_1d(_validate.array(s_values, "s_values", ndim=(0, 1)))
+    if np.any(s_values <= 0):
+        raise ValueError(f"s_values must be positive singular values; got {s_values.tolist()}")
+    theory.threshold(N, c, L)  # checks N, c and L
+    x_max = 1.1 * float(s_values.max()) if x_max is None else _validate.positive(x_max, "x_max")
+    try:
+        theory.scalar_objective(x_max, s_values, N, c, L)
+    except ValueError as exc:
+        raise ValueError(f"s_values and x_max are too large to plot phi: {exc}") from None
     ax = _new_ax(ax)
-    if x_max is None:
-        x_max = 1.1 * float(s_values.max())
     x = np.linspace(0.0, x_max, 600)
     xs = theory.scalar_minimizer(s_values, N, c, L)
     for i, (s, xstar) in enumerate(zip(s_values, xs)):
@@ -552,10 +585,11 @@ def plot_sweep(
     -------
     matplotlib Axes
     """
-    p = np.asarray(param, dtype=float)
-    if p.ndim != 1:
-        raise ValueError(f"param must be one-dimensional; got shape {p.shape}")
-    tv = np.asarray(theory_values, dtype=float)
+    logx = boolean(logx, "logx")
+    p = _validate.array(param, "param", ndim=1)
+    if logx and np.any(p <= 0):
+        raise ValueError(f"param must be > 0 on a log axis (logx=True); got minimum {p.min():g}")
+    tv = _validate.array(theory_values, "theory_values", ndim=(1, 2), allow_nonfinite=True)
     if tv.ndim == 1:
         tv = tv[:, None]
     if tv.ndim != 2 or tv.shape[0] != p.size:
@@ -563,7 +597,7 @@ def plot_sweep(
     k = tv.shape[1]
     tr = None
     if trained_values is not None:
-        tr = np.asarray(trained_values, dtype=float)
+        tr = _validate.array(trained_values, "trained_values", ndim=(1, 2), allow_nonfinite=True)
         if tr.ndim == 1:
             tr = tr[:, None]
         if tr.shape != tv.shape:
@@ -638,6 +672,7 @@ def plot_phase_diagram(
 
     from .phases import REGION_NAMES, PhaseMap, PhasePoints
 
+    legend, logratio, figsize = boolean(legend, "legend"), boolean(logratio, "logratio"), _figsize(figsize)
     grid = not isinstance(maps, PhaseMap)
     if grid:
         try:

@@ -20,14 +20,14 @@ Everything the book states about the optimum is computed here.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 from scipy.optimize import brentq
 
-from ._validate import positive, whole
+from . import _validate
+from ._validate import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH, boolean, positive, whole
 from .data import check_counts, labels_from_counts, one_hot, step
 
 __all__ = [
@@ -80,15 +80,15 @@ def check_lambdas(lam_W: float | Sequence[float], lam_H: float, L: int = 1) -> t
     ValueError
         Naming the offending parameter and the allowed range.
     """
-    L = whole(L, "L (number of linear layers)", 1)
+    L = whole(L, "L (number of linear layers)", 1, MAX_DEPTH)
     lam_H = positive(lam_H, "lam_H")
-    if isinstance(lam_W, numbers.Real) and not isinstance(lam_W, bool):
+    if np.ndim(lam_W) == 0 or isinstance(lam_W, (str, bytes)):
         lams = [positive(lam_W, "lam_W")] * L
     else:
         try:
             seq = list(lam_W)  # type: ignore[arg-type]
         except TypeError as exc:
-            raise ValueError(f"lam_W must be a positive number or a sequence of L = {L} positive numbers; got {lam_W!r}") from exc
+            raise _validate.ArgumentTypeError(f"lam_W must be a positive number or a sequence of L = {L} positive numbers; got {lam_W!r}") from exc
         if len(seq) != L:
             raise ValueError(f"lam_W must have one value per layer: L = {L} values; got {len(seq)}")
         lams = [positive(v, f"lam_W[{i}]") for i, v in enumerate(seq)]
@@ -115,6 +115,7 @@ def target(n: Sequence[float] | np.ndarray, bias: bool = True) -> np.ndarray:
     numpy.ndarray, shape (K, K)
     """
     counts = check_counts(n)
+    bias = boolean(bias, "bias")
     D = np.diag(np.sqrt(counts))
     if not bias:
         return D
@@ -135,10 +136,15 @@ def target_svd(n: Sequence[float] | np.ndarray, bias: bool = True) -> tuple[np.n
     V : numpy.ndarray, shape (K, K)
         Right singular vectors as columns (not transposed).
     """
+    bias = boolean(bias, "bias")
     U, s, Vt = np.linalg.svd(target(n, bias))
     if bias:
         s[-1] = 0.0  # exactly singular: 1^T Yhat = 0; remove round-off
-    return U, s, Vt.T
+    # LAPACK's sign of each pair (u_i, v_i) depends on the CPU's code path; fix it so that the
+    # largest entry of v_i (by magnitude, first on ties) is positive.
+    V = Vt.T
+    signs = np.sign(V[np.argmax(np.abs(V) > np.abs(V).max(axis=0) - 1e-12, axis=0), np.arange(V.shape[1])])
+    return U * signs, s, V * signs
 
 
 def singular_values(n: Sequence[float] | np.ndarray, bias: bool = True) -> np.ndarray:
@@ -185,7 +191,7 @@ def secular_function(s: float | np.ndarray, n: Sequence[float] | np.ndarray) -> 
     numpy.ndarray, shape of ``s``
     """
     counts = check_counts(n)
-    t = np.asarray(s, dtype=float) ** 2
+    t = _validate.array(s, "s", allow_empty=True) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sum(counts / (counts - t[..., None]), axis=-1)
 
@@ -226,7 +232,10 @@ def spectrum_trace(n: Sequence[float] | np.ndarray) -> float:
 def spectrum_pdet(n: Sequence[float] | np.ndarray) -> float:
     """``prod_{i<K} s_i^2 = K prod_k n_k / N`` (the pseudo-determinant of ``Yhat Yhat^T``)."""
     counts = check_counts(n)
-    return float(counts.size * np.prod(counts) / counts.sum())
+    log_pdet = np.log(counts.size) + np.sum(np.log(counts)) - np.log(counts.sum())
+    if log_pdet > np.log(np.finfo(float).max):
+        raise ValueError(f"n: the pseudo-determinant K prod(n) / N = 10^{log_pdet / np.log(10):.1f} of these counts exceeds the float range")
+    return float(np.exp(log_pdet))
 
 
 def two_group_spectrum(K_A: int, n_A: int, K_B: int, n_B: int) -> np.ndarray:
@@ -269,13 +278,33 @@ def threshold(N: float, c: float, L: int = 1) -> float:
     L : int
         Depth.
     """
-    N = positive(N, "N")
-    c = positive(c, "c")
-    L = whole(L, "L (number of linear layers)", 1)
-    a = N * c
+    N, c, L = _scalar_setting(N, c, L)
+    return _threshold(N * c, L)
+
+
+def _scalar_setting(N: object, c: object, L: object) -> tuple[float, float, int]:
+    """Validated ``N`` (> 0), ``c`` (> 0) and ``L`` (>= 1) of the scalar problem, with ``N c`` finite."""
+    N, c = positive(N, "N (number of samples)"), positive(c, "c (effective strength)")
+    L = whole(L, "L (number of linear layers)", 1, MAX_DEPTH)
+    if not np.isfinite(2 * N * c) or not np.isfinite(2 * N):
+        raise ValueError(f"N and c: 2 N and N c must be finite floats; got N = {N:g}, c = {c:g}")
+    return N, c, L
+
+
+def _singular_values_arg(s: object, name: str = "s") -> np.ndarray:
+    """Singular values: finite numbers >= 0 (a scalar or an array of any shape, empty included)."""
+    return _validate.array(s, name, low=0.0, allow_empty=True)
+
+
+def _threshold(a: float, L: int) -> float:
+    """``s_thr`` from ``a = N c``; raises if it overflows."""
     if L == 1:
         return a
-    return L * a ** ((L + 1) / (2 * L)) * (L - 1) ** (-(L - 1) / (2 * L))
+    with np.errstate(over="ignore"):
+        out = L * a ** ((L + 1) / (2 * L)) * (L - 1) ** (-(L - 1) / (2 * L))
+    if not np.isfinite(out):
+        raise ValueError(f"N, c, L: the threshold s_thr overflows for N c = {a:g} and L = {L}")
+    return float(out)
 
 
 def scalar_objective(x: float | np.ndarray, s: float | np.ndarray, N: float, c: float, L: int = 1) -> np.ndarray:
@@ -284,10 +313,17 @@ def scalar_objective(x: float | np.ndarray, s: float | np.ndarray, N: float, c: 
     The contribution of one singular value to (P) once every layer and the features are
     balanced (the Schatten quasi-norm view of depth).
     """
-    x = np.asarray(x, dtype=float)
-    if np.any(x < 0):
-        raise ValueError("x must be >= 0 (a singular value)")
-    return (x - np.asarray(s, dtype=float)) ** 2 / (2 * N) + (L + 1) / 2 * c * x ** (2 / (L + 1))
+    x, s = _singular_values_arg(x, "x"), _singular_values_arg(s)
+    N, c, L = _scalar_setting(N, c, L)
+    try:
+        np.broadcast_shapes(x.shape, s.shape)
+    except ValueError as exc:
+        raise ValueError(f"x and s must have broadcastable shapes; got {x.shape} and {s.shape}") from exc
+    with np.errstate(over="ignore"):
+        value = (x - s) ** 2 / (2 * N) + (L + 1) / 2 * c * x ** (2 / (L + 1))
+    if not np.all(np.isfinite(value)):
+        raise ValueError(f"x, s: phi(x; s) overflows float64 for entries as large as {max(x.max(), s.max()):g}")
+    return value
 
 
 def _largest_root(s: np.ndarray, a: float, L: int) -> np.ndarray:
@@ -320,8 +356,8 @@ def nonzero_branch(s: float | np.ndarray, N: float, c: float, L: int = 1) -> np.
     -------
     numpy.ndarray, shape of ``s``
     """
-    L = whole(L, "L (number of linear layers)", 1)
-    s = np.atleast_1d(np.asarray(s, dtype=float))
+    s = np.atleast_1d(_singular_values_arg(s))
+    N, c, L = _scalar_setting(N, c, L)
     a = N * c
     out = np.full(s.shape, np.nan)
     if L == 1:
@@ -346,15 +382,13 @@ def scalar_minimizer(s: float | np.ndarray, N: float, c: float, L: int = 1) -> n
     -------
     numpy.ndarray, shape of ``s``
     """
-    L = whole(L, "L (number of linear layers)", 1)
-    s = np.atleast_1d(np.asarray(s, dtype=float))
-    if np.any(s < 0) or not np.all(np.isfinite(s)):
-        raise ValueError("s must contain finite values >= 0 (singular values)")
+    s = np.atleast_1d(_singular_values_arg(s))
+    N, c, L = _scalar_setting(N, c, L)
     a = N * c
     if L == 1:
         return np.maximum(s - a, 0.0)
     x = np.zeros_like(s)
-    alive = s >= threshold(N, c, L)
+    alive = s >= _threshold(a, L)
     x[alive] = _largest_root(s[alive], a, L)
     return x
 
@@ -371,9 +405,9 @@ def critical_lambda(n: Sequence[float] | np.ndarray, *, L: int = 1, bias: bool =
     numpy.ndarray, shape (K,)
         Aligned with :func:`singular_values` (descending); 0 for the null mode of ``Yhat``.
     """
-    L = whole(L, "L (number of linear layers)", 1)
+    L = whole(L, "L (number of linear layers)", 1, MAX_DEPTH)
     counts = check_counts(n)
-    s = singular_values(counts, bias)
+    s = singular_values(counts, boolean(bias, "bias"))
     N = counts.sum()
     factor = (L - 1) ** ((L - 1) / (2 * L)) / L if L > 1 else 1.0
     return (s * factor) ** (2 * L / (L + 1)) / N
@@ -386,13 +420,13 @@ def simplex_etf_gram(K: int) -> np.ndarray:
     -------
     numpy.ndarray, shape (K, K)
     """
-    K = whole(K, "K", 2)
+    K = whole(K, "K", 2, MAX_CLASSES)
     return K / (K - 1) * (np.eye(K) - np.ones((K, K)) / K)
 
 
 def orthogonal_frame_gram(K: int) -> np.ndarray:
     """Gram matrix of ``K`` orthonormal vectors, the identity (balanced, without bias)."""
-    K = whole(K, "K", 2)
+    K = whole(K, "K", 2, MAX_CLASSES)
     return np.eye(K)
 
 
@@ -545,13 +579,14 @@ class GlobalMinimizer:
         UFMPoint
         """
         r = self.n_active
-        d = whole(d, "d (feature width, at least the number of surviving modes)", max(r, 1))
+        d = whole(d, "d (feature width, at least the number of surviving modes)", max(r, 1), MAX_WIDTH)
         if seed is None:
             Q = np.eye(d)[:, :r]
         else:
-            Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, max(r, 1))))
+            Q, _ = np.linalg.qr(np.random.default_rng(_validate.seed(seed)).standard_normal((d, max(r, 1))))
             Q = Q[:, :r]
         act = self.active
+        Q = Q @ _canonical_rotation(self.V[:, act]).T
         a = self.layer_singular_values[:, act]
         layers = [(Q * a[l]) @ Q.T for l in range(self.L - 1)]
         layers.append((self.U[:, act] * a[-1]) @ Q.T)
@@ -561,6 +596,21 @@ class GlobalMinimizer:
         H = M @ one_hot(labels, self.K)
         b = self.b.copy() if self.bias else None
         return UFMPoint(layers=layers, H=H, b=b, M=M, labels=labels)
+
+
+def _canonical_rotation(V_active: np.ndarray) -> np.ndarray:
+    """An ``r x r`` rotation ``O`` that makes :meth:`GlobalMinimizer.construct` basis-free.
+
+    Singular vectors are unique only up to a sign per pair and a rotation inside each repeated
+    singular value, and LAPACK's choice differs between CPUs. With ``A = V_r^T G`` for a fixed
+    generic ``K x r`` matrix ``G`` and ``O`` the orthogonal polar factor of ``A``, another valid
+    choice ``V_r S`` (``S`` orthogonal, commuting with the singular values) turns ``O`` into
+    ``S^T O``, so the frame ``Q O^T`` absorbs ``S`` and the constructed point is the same.
+    """
+    K, r = V_active.shape
+    G = np.random.default_rng(20241126).standard_normal((K, r))
+    X, _, Yt = np.linalg.svd(V_active.T @ G)
+    return X @ Yt
 
 
 def global_minimizer(
@@ -597,6 +647,7 @@ def global_minimizer(
     """
     counts = check_counts(n)
     lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
+    bias = boolean(bias, "bias")
     N = counts.sum()
     c = effective_c(lams, lam_H, L)
     U, s, V = target_svd(counts, bias)

@@ -46,8 +46,8 @@ from ._polish import polish
 from ._validate import boolean, choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
-from .objective import exact_features, product, projected_fit, projected_objective, projection_target, ufm_objective
-from .theory import GlobalMinimizer, check_lambdas, global_minimizer
+from .objective import _exact_features, _projected_fit, _projected_objective, _projection_target, product, ufm_objective
+from .theory import MAX_DEPTH, GlobalMinimizer, check_lambdas, global_minimizer
 
 __all__ = [
     "TrainingDivergedError",
@@ -251,15 +251,8 @@ def _nc1(st: _State, weighted: bool = False) -> float:
     return 0.0 if st.problem.exact else nc.nc1(st.H, st.labels, st.K, weighted=weighted)
 
 
-def _nc3_means(M: np.ndarray, n: np.ndarray, bias: bool) -> np.ndarray:
-    """The means NC3 compares with ``W^T``: centred by the sample-weighted mean with a bias (the
-    bias absorbs a shift, and the optimum has ``M n = 0``), as they are without one; the rule of
-    :func:`nclab.nets.centred_gram`."""
-    return nc.centered_means(M, n, weighted=True) if bias else M
-
-
 def _nc3(st: _State) -> float:
-    return nc.self_duality(st.W, _nc3_means(st.M, st.n, st.bias))
+    return nc.nc3(st.W, st.M, st.n, bias=st.bias)
 
 
 def _nc4(st: _State) -> float:
@@ -289,6 +282,43 @@ def _gap(st: _State) -> float:
     return (st.objective - f_star) / f_star
 
 
+def _bias_error(st: "_State") -> float:
+    """``||b - n/N|| / ||n/N||``: the bias against the class frequencies of the optimum."""
+    return nc._relative(st.b, st.minimizer().b)
+
+
+def _kept_modes(st: "_State") -> tuple[dict, np.ndarray]:
+    """Rows of ``U^T W`` and columns of ``M D V`` (:func:`nclab.metrics.mode_alignment`), and
+    the mask of the modes the optimum keeps."""
+    g = st.minimizer()
+    return nc.mode_alignment(st.W, st.M, g.n, bias=g.bias), g.active
+
+
+def _alignment_error(st: "_State") -> float:
+    """Worst ``1 - |cos(row i, column i)|`` over the modes the optimum keeps (Liu 2024, claim 4)."""
+    geo, kept = _kept_modes(st)
+    return float(np.max(1 - np.abs(geo["cos"][kept]))) if kept.any() else 0.0
+
+
+def _orthogonality_error(st: "_State") -> float:
+    """Worst ``|cos(row i, row j)|``, ``i != j``, among the rows of ``U^T W`` of the kept modes
+    (claim 3: they are orthogonal); a vanished row counts as orthogonal to every other."""
+    geo, kept = _kept_modes(st)
+    G = geo["rows_gram"][np.ix_(kept, kept)]
+    norms = np.sqrt(np.diag(G))
+    tiny = 1e-12 * max(float(norms.max(initial=0.0)), 1e-300)
+    unit = np.where(norms > tiny, 1 / np.where(norms > tiny, norms, 1.0), 0.0)
+    C = np.abs(G * unit[:, None] * unit[None, :])
+    np.fill_diagonal(C, 0.0)
+    return float(C.max(initial=0.0))
+
+
+def _sv_error(st: "_State") -> float:
+    """Relative error of the singular values of ``W M D`` against the optimal ``x``."""
+    g = st.minimizer()
+    return nc._relative(np.sort(nc.wmd_singular_values(st.W, st.M, g.n))[::-1], np.sort(g.x)[::-1])
+
+
 #: Metrics :func:`train` can log in ``history`` (pass their names in ``metrics=``).
 HISTORY_METRICS: dict[str, Callable[[_State], float]] = {
     "nc1": _nc1,
@@ -298,7 +328,15 @@ HISTORY_METRICS: dict[str, Callable[[_State], float]] = {
     "W_gram_error": _gram_error("W"),
     "M_gram_error": _gram_error("M"),
     "gap": _gap,
+    "bias_error": _bias_error,
+    "alignment_error": _alignment_error,
+    "orthogonality_error": _orthogonality_error,
+    "sv_error": _sv_error,
 }
+
+#: History metrics that compare with the closed form (they need ``loss="mse"``).
+_CLOSED_FORM_METRICS = ("W_gram_error", "M_gram_error", "gap", "bias_error", "alignment_error",
+                        "orthogonality_error", "sv_error")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- the problem on packed parameters
@@ -344,7 +382,7 @@ class _Problem:
         self.sizes = [math.prod(s) for s in self.shapes]
         self.P = sum(self.sizes)
         if exact:  # what value_and_grad needs, once: C, N lam_H and every parameter's weight decay
-            self._C = projection_target(self.n, bias)
+            self._C = _projection_target(self.n, bias)
             self._ridge = N * lam_H
             self._decay = torch.cat([torch.as_tensor(v, dtype=dtype, device=device).reshape(-1, 1).expand(-1, size)
                                      for v, size in zip(self.lam_W, self.sizes)], dim=1).squeeze(0)  # fmt: skip
@@ -376,7 +414,7 @@ class _Problem:
         n, _, lam_H, Y = self._data(rows)
         layers = parts[: self.L]
         if self.exact:
-            M, b = exact_features(layers, n, lam_H, bias=self.bias)
+            M, b = _exact_features(layers, n, lam_H, self.bias)
             return layers, M, (None if b is None else b.expand(theta.shape[0], self.K)), None
         H, b = parts[self.L], (parts[self.L + 1] if self.bias else None)
         return layers, (H @ Y.transpose(-1, -2)) / n[..., None, :], b, H
@@ -391,13 +429,13 @@ class _Problem:
         n, lam_W, lam_H, Y = self._data(rows)
         parts = self.split(theta)
         if self.exact:
-            return projected_objective(parts, n, lam_W, lam_H, bias=self.bias)
+            return _projected_objective(parts, n, lam_W, lam_H, self.bias)
         b = parts[self.L + 1] if self.bias else None
         return ufm_objective(parts[: self.L], parts[self.L], b, Y, lam_W, lam_H, self.lam_b, self.loss)
 
     def value_and_grad(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(P) of the problems ``rows`` at ``theta`` and its gradient (b, P): by hand with exact features
-        (:func:`nclab.objective.projected_fit`, plus the weight decay on the packed parameters), by
+        (:func:`nclab.objective._projected_fit`, plus the weight decay on the packed parameters), by
         autograd otherwise."""
         if not self.exact:
             with torch.enable_grad():
@@ -407,7 +445,7 @@ class _Problem:
         pick = self._pick
         C = self._C if self._C.ndim == 2 else pick(self._C, rows)
         as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
-        fit, grads = projected_fit(self.split(theta), C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)))
+        fit, grads = _projected_fit(self.split(theta), C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)))
         decayed = theta * (self._decay if self._decay.ndim == 1 else pick(self._decay, rows))
         f = fit + 0.5 * (decayed * theta).sum(1)
         return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1) + decayed
@@ -442,9 +480,13 @@ class _Problem:
             if self.bias:
                 theta[:, -K:] = 0.0
             return theta, None
-        if self.r == d:
-            return theta, None
-        layers = [p.reshape(B, *s) for p, s in zip(torch.split(theta, [math.prod(s) for s in full], dim=1), full)]
+        return self.reduce([p.reshape(B, *s) for p, s in zip(torch.split(theta, [math.prod(s) for s in full], dim=1), full)])
+
+    def reduce(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """Full-width layers (B, d, d) ... (B, K, d) packed at width r (exact features; see :meth:`init`), and their bases Q."""
+        B, L = layers[0].shape[0], self.L
+        if self.r == self.d:
+            return torch.cat([A.reshape(B, -1) for A in layers], dim=1), None
         Q: list[torch.Tensor] = [None] * L  # type: ignore[list-item]
         reach = layers[-1]  # W_L ... W_l, shape (B, K, d)
         for l in range(L - 1, -1, -1):
@@ -465,6 +507,41 @@ def _embed(layers: list[np.ndarray], M: np.ndarray, Q: list[torch.Tensor] | None
 
 
 # ----------------------------------------------------------------------------- settings shared by train and train_many
+
+
+def _packed_start(init: object, problem: _Problem) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """``init`` (an object with ``layers``, ``H``, ``b``) as a start ``theta`` (1, P) and its bases (:meth:`_Problem.init`), shapes checked.
+
+    With exact features only the layers are used: reduced to width r (:meth:`_Problem.reduce`),
+    which keeps their product and drops only the parts that do not reach it. A
+    :class:`TrainResult` with exact features is checked by its class means, so that its ``H``
+    (d, N) is not built.
+    """
+    try:
+        layers, b = list(init.layers), init.b
+        lazy = isinstance(init, TrainResult) and init.features is None
+        H = init.means if lazy else init.H
+    except (AttributeError, TypeError):
+        raise TypeError(f"init must have attributes layers, H and b (a TrainResult or a UFMPoint); got {type(init).__name__}") from None
+    K, d, L, N = problem.K, problem.d, problem.L, int(problem.counts.sum())
+    expected = [(d, d)] * (L - 1) + [(K, d)]
+    got = [np.shape(W) for W in layers]
+    if got != expected:
+        raise ValueError(f"init.layers must have the shapes {expected} (L = {L}, d = {d}, K = {K}); got {got}")
+    H_shape = (init.d, init.N) if lazy else np.shape(H)
+    if H_shape != (d, N):
+        raise ValueError(f"init.H must have the shape {(d, N)} (d, N); got {H_shape}")
+    if b is None:
+        b = np.zeros(K)
+    if np.shape(b) != (K,):
+        raise ValueError(f"init.b must have the shape {(K,)} or be None; got {np.shape(b)}")
+    pieces = [np.asarray(a, dtype=float) for a in (*layers, H, b)]
+    if not all(np.all(np.isfinite(a)) for a in pieces):
+        raise ValueError("init must contain finite numbers only")
+    t = [torch.as_tensor(a, dtype=torch.float64)[None] for a in pieces]
+    if problem.exact:
+        return problem.reduce(t[:L])
+    return problem.pack(t[:L], t[L], t[L + 1] if problem.bias else None), None
 
 
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
@@ -534,7 +611,7 @@ def _batch_strengths(lam_W, lam_H, L: int, rows: int) -> tuple[np.ndarray, np.nd
         try:
             out_W[i], out_H[i], _ = check_lambdas(pick(lw, i), pick(lh, i), L)
         except ValueError as exc:
-            raise ValueError(f"setting {i}: {exc}") from None
+            raise type(exc)(f"setting {i}: {exc}") from None
     return out_W, out_H
 
 
@@ -627,6 +704,7 @@ def train(
     restarts: int | None = None,
     prune: bool | None = None,
     seed: int = 0,
+    init: object | None = None,
     log_every: int | None = None,
     metrics: Sequence[str] = ("nc1",),
     progress: bool = True,
@@ -682,6 +760,12 @@ def train(
         L-BFGS and MSE).
     seed : int, default 0
         Seed of the initialisation; the same seed gives the same result on the same device.
+    init : optional
+        A starting point instead of a random one (a *warm start*, e.g. to follow a solution as
+        the strengths change): any object with ``layers`` (``[W_1 (d, d), ..., W_L (K, d)]``),
+        ``H`` (d, N) and ``b`` (K,) or None, such as a :class:`TrainResult` or the point of
+        :meth:`nclab.theory.GlobalMinimizer.construct`. It is one start (``restarts`` must be 1
+        or None) and ``init_std`` is unused; with exact features only its layers are used.
     log_every : int, optional
         Iterations between history entries (default 10 for L-BFGS, ``steps // 200`` otherwise).
     metrics : sequence of str, default ("nc1",)
@@ -718,6 +802,10 @@ def train(
     """
     counts = check_counts(n)
     lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
+    if init is not None:
+        if restarts not in (None, 1):
+            raise ValueError(f"restarts must be 1 (or None) with init, which is a single start; got {restarts!r}")
+        restarts = 1
     s = _resolve(L=L, d=d, bias=bias, steps=steps, init_std=init_std, restarts=restarts, prune=prune, features=features,
                  seed=seed, progress=progress, device=device, dtype=dtype, optimizer=optimizer, loss=loss, lam_b=lam_b)  # fmt: skip
     optimizer, steps, dev = s["optimizer"], s["steps"], s["device"]
@@ -729,9 +817,11 @@ def train(
     unknown = [m for m in metrics if m not in HISTORY_METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
-    closed_form = [m for m in metrics if m in ("W_gram_error", "M_gram_error", "gap")]
+    closed_form = [m for m in metrics if m in _CLOSED_FORM_METRICS]
     if closed_form and s["loss"] != "mse":
         raise ValueError("metrics comparing with the closed form need loss='mse'")
+    if not s["bias"] and "bias_error" in metrics:
+        raise ValueError("metrics: 'bias_error' needs a model with a bias (bias=True)")
 
     cache: dict[str, GlobalMinimizer] = {}
 
@@ -758,7 +848,10 @@ def train(
             for m in metrics:
                 history[m].append(HISTORY_METRICS[m](st))
 
-    theta0, Q = problem.init(s["restarts"], s["init_std"], torch.Generator().manual_seed(s["seed"]))
+    if init is None:
+        theta0, Q = problem.init(s["restarts"], s["init_std"], torch.Generator().manual_seed(s["seed"]))
+    else:
+        theta0, Q = _packed_start(init, problem)
     theta0 = theta0.to(device=dev, dtype=s["dtype"])
     with torch.no_grad():
         f0 = problem(theta0)
@@ -821,7 +914,7 @@ def train(
         d=s["d"], lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=s["bias"], lam_b=s["lam_b"], loss=s["loss"], optimizer=optimizer,
         lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
         init_std=s["init_std"], restarts=s["restarts"], prune=s["prune"], features=s["features"], seed=s["seed"],
-        device=str(dev), dtype=str(s["dtype"]).replace("torch.", ""),
+        warm_start=init is not None, device=str(dev), dtype=str(s["dtype"]).replace("torch.", ""),
     )  # fmt: skip
     return _result(problem, theta[0], 0, Q, row, f_best, history, settings, taken, seconds)
 
@@ -897,7 +990,7 @@ def train_many(
     >>> bool(max(r.gap for r in runs) < 1e-8)
     True
     """
-    L = whole(L, "L (number of linear layers)", 1)
+    L = whole(L, "L (number of linear layers)", 1, MAX_DEPTH)
     s = _resolve(L=L, d=d, bias=bias, steps=steps, init_std=init_std, restarts=restarts, prune=prune, features=features,
                  seed=seed, progress=progress, device=device, dtype=dtype)  # fmt: skip
     counts = np.atleast_2d(np.asarray(n, dtype=float))

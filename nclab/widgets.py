@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import data, metrics, theory
+from . import _validate, data, metrics, theory
 from .plots import plot_geometry, plot_gram, plot_history, plot_spectrum
 from .ufm import TrainingDivergedError, TrainResult, train
 
@@ -60,6 +60,21 @@ _OPTIMIZERS = ("lbfgs", "gd", "adam")
 _SAME_MEAN_RTOL = 1e-9
 # A mode whose singular value is within this fraction of s_thr is called "near the threshold".
 _NEAR = 0.05
+# Ranges of the explorers' sliders: a default outside them would be clamped silently by ipywidgets.
+_SLIDER_RANGES = {"K": (2, 12), "n_max": (10, 1000), "ratio": (1.0, 1000.0), "lam_W": (1e-4, 1.0), "lam_H": (1e-4, 1.0),
+                  "lam": (1e-4, 1.0), "L": (1, 5), "steps": (10, 10000)}  # fmt: skip
+
+
+def _check_slider_defaults(p: dict[str, Any], where: str) -> None:
+    """Refuse initial values the sliders cannot show (ipywidgets would clamp them without a word)."""
+    for key, (lo, hi) in _SLIDER_RANGES.items():
+        if key in p:
+            _validate.real(p[key], f"{where}: {key}", low=lo, high=hi, what=f"a number in [{lo:g}, {hi:g}] (the slider's range)")
+    for key in ("kind", "optimizer"):
+        if key in p:
+            _validate.choice(p[key], f"{where}: {key}", _KINDS if key == "kind" else _OPTIMIZERS)
+    if "bias" in p:
+        _validate.boolean(p["bias"], f"{where}: bias")
 
 
 # ============================================================================ the theory explorer
@@ -155,8 +170,10 @@ def explorer_state(
     ValueError
         For parameters outside their ranges (naming the parameter).
     """
+    ratio = _validate.real(ratio, "ratio", low=1.0)  # checked even where the profile ignores it (it is shown)
     n = data.profile(kind, K, n_max, ratio)
     g = theory.global_minimizer(n, lam_W, lam_H, L=L, bias=bias)
+    K, L, bias = g.K, g.L, g.bias
     N = g.N
     if bias:
         lower, upper = theory.interlacing_bounds(n)
@@ -276,6 +293,11 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     -------
     matplotlib.figure.Figure
     """
+    missing = {"params", "n", "s", "x", "threshold", "mean_coords", "row_coords", "W_gram", "M_gram", "coinciding", "n_active"} - set(state if isinstance(state, dict) else ())
+    if not isinstance(state, dict) or missing:
+        raise _validate.ArgumentTypeError(f"state must be the dict returned by explorer_state(...); missing keys {sorted(missing)}")
+    if fig is not None and not isinstance(fig, Figure):
+        raise _validate.ArgumentTypeError(f"fig must be a matplotlib Figure or None; got {type(fig).__name__}")
     if fig is None:
         fig = plt.figure(figsize=(8, 6.6), layout="constrained")
     else:
@@ -369,6 +391,7 @@ class TheoryExplorer:
         if unknown:
             raise TypeError(f"theory_explorer got unknown parameter(s) {sorted(unknown)}; allowed: {sorted(THEORY_DEFAULTS)}")
         p = {**THEORY_DEFAULTS, **defaults}
+        _check_slider_defaults(p, "theory_explorer")
         style = {"description_width": "90px"}
         lay = w.Layout(width="330px")
         self.controls = dict(
@@ -472,6 +495,8 @@ def training_figure(result: TrainResult) -> Figure:
     -------
     matplotlib.figure.Figure
     """
+    if not isinstance(result, TrainResult):
+        raise _validate.ArgumentTypeError(f"result must be a nclab.TrainResult (from nclab.train); got {type(result).__name__}")
     g = result.theory()
     dist = result.distance_to_theory()
     W, M = result.W, result.means
@@ -523,7 +548,13 @@ def training_settings(**params: Any) -> dict[str, Any]:
         raise TypeError(f"unknown parameter(s) {sorted(unknown)}; allowed: {sorted(TRAINING_DEFAULTS)}")
     p = {**TRAINING_DEFAULTS, **params}
     n = data.profile(p["kind"], p["K"], p["n_max"], p["ratio"])
-    d = p["d"] if p["d"] is not None else max(2 * int(p["K"]), 4)
+    d = max(2 * n.size, 4) if p["d"] is None else _validate.whole(p["d"], "d (feature width)", 1, _validate.MAX_WIDTH)
+    _validate.positive(p["lam"], "lam")
+    _validate.whole(p["L"], "L (number of linear layers)", 1, _validate.MAX_DEPTH)
+    _validate.boolean(p["bias"], "bias")
+    _validate.choice(p["optimizer"], "optimizer", _OPTIMIZERS)
+    _validate.whole(p["steps"], "steps", 1)
+    _validate.seed(p["seed"])
     return dict(n=n, d=d, lam_W=p["lam"], lam_H=p["lam"], L=p["L"], bias=p["bias"], optimizer=p["optimizer"],
                 features="free", steps=p["steps"], seed=p["seed"], metrics=("nc1", "gap"))  # fmt: skip
 
@@ -582,6 +613,8 @@ class TrainingExplorer:
                 f"training_explorer got unknown parameter(s) {sorted(unknown)}; allowed: {sorted(TRAINING_DEFAULTS)}"
             )
         p = {**TRAINING_DEFAULTS, **defaults}
+        _check_slider_defaults(p, "training_explorer")
+        training_settings(**p)  # checks d and seed too
         self.d, self.seed = p["d"], p["seed"]
         style = {"description_width": "90px"}
         lay = w.Layout(width="330px")

@@ -63,13 +63,13 @@ def test_bad_counts_name_the_parameter(bad, match):
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: data.balanced(1, 10), "K must be >= 2"),
-        (lambda: data.balanced(3, 0), "n must be >= 1"),
+        (lambda: data.balanced(1, 10), "K must be a whole number >= 2"),
+        (lambda: data.balanced(3, 0), "n must be a whole number >= 1"),
         (lambda: data.step(0, 10, 1, 1), "K_A"),
         (lambda: data.long_tailed(4, 100, 0.5), "ratio"),
         (lambda: data.long_tailed(4, 100, float("nan")), "ratio"),
         (lambda: data.one_hot(np.array([0, 3]), 3), r"\[0, 2\]"),
-        (lambda: data.one_hot(np.array([0.0, 1.0])), "integers"),
+        (lambda: data.one_hot(np.array([0.0, 1.0])), "integer class indices"),
     ],
 )
 def test_bad_profile_arguments(call, match):

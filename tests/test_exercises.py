@@ -32,7 +32,7 @@ def _text(fb: ex.Feedback) -> str:
 
 def assert_fails(fb: ex.Feedback, *phrases: str, expected=None) -> None:
     assert isinstance(fb, ex.Feedback)
-    assert not fb.passed and not fb and fb.points == 0, str(fb)
+    assert not fb.passed and not fb, str(fb)
     text = _text(fb).lower()
     for p in phrases:
         assert p.lower() in text, f"{p!r} not in feedback:\n{fb}"
@@ -42,29 +42,83 @@ def assert_fails(fb: ex.Feedback, *phrases: str, expected=None) -> None:
 
 
 def assert_passes(fb: ex.Feedback) -> None:
-    assert fb.passed and bool(fb) and fb.points == fb.max_points, str(fb)
+    assert fb.passed and bool(fb), str(fb)
 
 
-# --------------------------------------------------------------------------- Feedback
+# --------------------------------------------------------------------------- Feedback, require
 
 
-def test_feedback_display_and_metadata():
-    fb = ex.check_etf_gram(theory.simplex_etf_gram(3), 3, task="1a", points=2)
+def test_feedback_display():
+    fb = ex.check_etf_gram(theory.simplex_etf_gram(3), 3, task="1a")
     assert_passes(fb)
-    assert fb.points == 2 and fb.task == "1a"
-    assert str(fb).startswith("\u2705 Task 1a: 2/2 points.")
-    assert fb._repr_markdown_().startswith("**\u2705 Task 1a: 2/2 points.**")
-    data, meta = fb._repr_mimebundle_()
-    assert set(data) == {"text/plain", "text/markdown"}
-    assert meta[ex.FEEDBACK_METADATA_KEY] == {"task": "1a", "passed": True, "points": 2, "max_points": 2}
-    bad = ex.check_etf_gram(np.eye(3), 3, task="1a", points=2)
-    assert str(bad).startswith("\u274c Task 1a: 0/2 points.") and "Hint:" in str(bad)
-    assert bad._repr_mimebundle_()[1][ex.FEEDBACK_METADATA_KEY]["points"] == 0
+    assert fb.task == "1a"
+    assert str(fb).startswith("\u2705 Task 1a: Correct")
+    assert fb._repr_markdown_().startswith("**\u2705 Task 1a:** Correct")
+    bad = ex.check_etf_gram(np.eye(3), 3)
+    assert str(bad).startswith("\u274c This is the Gram matrix of an orthonormal frame") and "Hint:" in str(bad)
+    assert "*Hint:*" in bad._repr_markdown_()
 
 
-def test_points_validated():
-    with pytest.raises(ValueError, match="points"):
-        ex.check_etf_gram(np.eye(3), 3, points=-1)
+def test_require_passes_feedback_through_and_raises_with_its_text():
+    good = ex.check_etf_gram(theory.simplex_etf_gram(3), 3)
+    assert ex.require(good) is good
+    bad = ex.check_etf_gram(np.eye(3), 3, task="1")
+    with pytest.raises(AssertionError) as info:
+        ex.require(bad)
+    assert str(info.value) == str(bad) and "orthonormal frame" in str(info.value)
+    with pytest.raises(TypeError, match="Feedback"):
+        ex.require(True)
+
+
+# --------------------------------------------------------------------------- own_work
+
+
+def _global_minimizer_via_package(*args, **kwargs):
+    import nclab
+
+    return nclab.global_minimizer(*args, **kwargs)
+
+
+def test_own_work_switches_off_answer_functions_and_restores_them():
+    from nclab.theory import simplex_etf_gram as imported_earlier
+
+    reference = imported_earlier(4)
+    H, y = np.eye(2), np.array([0, 1])
+    with ex.own_work("1"):
+        for call in (lambda: imported_earlier(4), lambda: theory.simplex_etf_gram(4), lambda: metrics.nc1(H, y, 2)):
+            with pytest.raises(PermissionError, match="switched off.*Task 1 asks for your own computation"):
+                call()
+        with pytest.raises(PermissionError, match="global_minimizer"):
+            _global_minimizer_via_package([3, 2], 0.01, 0.01)
+        with pytest.raises(PermissionError, match="FeatureStats"):  # classes and methods too
+            metrics.FeatureStats(K=2).nc1()
+        assert np.allclose(np.ones(3) @ np.eye(3), 1)  # numpy is untouched
+    assert np.array_equal(imported_earlier(4), reference)
+    assert np.array_equal(theory.simplex_etf_gram(4), reference)
+    assert metrics.nc1(H, y, 2) == 0.0
+
+
+def test_own_work_blocks_loading_and_reloading_answer_modules(monkeypatch):
+    import importlib
+    import importlib.util
+    import sys
+
+    with ex.own_work():
+        with pytest.raises(ImportError, match="cannot be loaded"):
+            importlib.reload(theory)
+        monkeypatch.delitem(sys.modules, "nclab.phases", raising=False)
+        with pytest.raises(ImportError, match="nclab.phases cannot be loaded"):
+            importlib.import_module("nclab.phases")
+    # allowed again afterwards (found, not reloaded: a reload would replace nclab's functions)
+    assert not any(isinstance(f, ex._BlockAnswerImports) for f in sys.meta_path)
+    assert importlib.util.find_spec("nclab.phases") is not None
+
+
+def test_own_work_restores_after_an_error():
+    with pytest.raises(ZeroDivisionError):
+        with ex.own_work():
+            1 / 0
+    assert np.allclose(theory.simplex_etf_gram(2), [[1, -1], [-1, 1]])
 
 
 # --------------------------------------------------------------------------- generic answer problems
@@ -80,7 +134,7 @@ def test_points_validated():
         (np.eye(4) * 1j, ["complex"]),
         (np.eye(3), ["wrong shape", "(4, 4)", "(3, 3)"]),
         (np.ones(16), ["wrong shape", "reshape"]),
-        (np.full((4, 4), np.nan), ["nan", "(0, 0)"]),
+        (np.full((4, 4), np.nan), ["nan", "(1, 1)", "counted from 1"]),
         (np.full((4, 4), np.inf), ["infinite"]),
     ],
 )
@@ -110,7 +164,7 @@ def test_etf_gram():
     assert_fails(ex.check_etf_gram(off, K), "sum to zero", expected=G)
     lengths = G.copy()
     lengths[2, 2] = 2.0
-    assert_fails(ex.check_etf_gram(lengths, K), "diagonal", "index 2", expected=G)
+    assert_fails(ex.check_etf_gram(lengths, K), "diagonal", "entry 3 (counted from 1)", expected=G)
 
 
 # --------------------------------------------------------------------------- target and spectrum
@@ -141,7 +195,7 @@ def test_target_without_bias():
     assert_fails(ex.check_target(np.diag(n), n, bias=False), "diag(n)", expected=np.sqrt(n))
     wrong = np.diag(np.sqrt(n))
     wrong[3, 3] = 1.0
-    assert_fails(ex.check_target(wrong, n, bias=False), "(3, 3)", "1 of 16", expected=np.sqrt(n))
+    assert_fails(ex.check_target(wrong, n, bias=False), "(4, 4)", "1 of 16", expected=np.sqrt(n))
 
 
 def test_singular_values():
@@ -180,33 +234,43 @@ def test_interlacing_bounds():
 
 
 def test_collapsed_classes_without_bias():
+    """Classes are numbered from 1, as in the book's figures."""
     n = [500, 500, 50, 50, 50]
     lam = 0.008
-    expected = {2, 3, 4}
+    expected = {3, 4, 5}
     assert_passes(ex.check_collapsed_classes(expected, n, lam, lam))
-    assert_passes(ex.check_collapsed_classes([4, 2, 3], n, lam, lam))
+    assert_passes(ex.check_collapsed_classes([5, 3, 4], n, lam, lam))
+    assert_passes(ex.check_collapsed_classes(np.array([3, 4, 5]), n, lam, lam))
     assert_passes(ex.check_collapsed_classes(np.array([False, False, True, True, True]), n, lam, lam))
     assert_passes(ex.check_collapsed_classes(set(), n, 0.005, 0.005))
-    assert_fails(ex.check_collapsed_classes({3, 4, 5}, n, lam, lam), "out of range", "0-based")
-    assert_fails(ex.check_collapsed_classes({2, 4}, [500, 50, 500, 50, 500], lam, lam), "shifted by one", "from 0")
-    assert_fails(ex.check_collapsed_classes({0, 1}, n, lam, lam), "survive")
-    assert_fails(ex.check_collapsed_classes({2, 3}, n, lam, lam), "1 collapsing class is missing", "s_thr")
-    assert_fails(ex.check_collapsed_classes({1, 2, 3, 4}, n, lam, lam), "1 of the classes you listed does not collapse")
+    assert_fails(ex.check_collapsed_classes({2, 3, 4}, n, lam, lam), "shifted by one", "from 1")
+    assert_fails(ex.check_collapsed_classes({0, 3}, [500, 50, 500, 50, 500], lam, lam), "no class 0", "numbered from 1")
+    assert_fails(ex.check_collapsed_classes({1, 2}, n, lam, lam), "survive")
+    assert_fails(ex.check_collapsed_classes({3, 4}, n, lam, lam), "1 collapsing class is missing", "s_thr")
+    assert_fails(ex.check_collapsed_classes({2, 3, 4, 5}, n, lam, lam), "1 of the classes you listed does not collapse")
     assert_fails(ex.check_collapsed_classes([True, False], n, lam, lam), "mask", "5")
     assert_fails(ex.check_collapsed_classes(3, n, lam, lam), "{3}")
-    assert_fails(ex.check_collapsed_classes([2, 2], n, lam, lam), "more than once")
-    assert_fails(ex.check_collapsed_classes([7], n, lam, lam), "out of range")
+    assert_fails(ex.check_collapsed_classes([3, 3], n, lam, lam), "more than once")
+    assert_fails(ex.check_collapsed_classes([7], n, lam, lam), "class 7 is out of range", "1 to 5")
+    assert_fails(ex.check_collapsed_classes([2.5], n, lam, lam), "whole numbers")
     assert_fails(ex.check_collapsed_classes(None, n, lam, lam), "None")
-    assert_fails(ex.check_collapsed_classes("2,3,4", n, lam, lam), "wrong type")
+    assert_fails(ex.check_collapsed_classes("3,4,5", n, lam, lam), "wrong type")
+
+
+def test_collapsed_classes_at_the_threshold_use_the_strict_rule():
+    """sqrt(100) = 10 = N lam for N = 400, lam = 0.025: x = 0 there, so class 2 collapses."""
+    n = [200, 100, 50, 50]
+    assert_passes(ex.check_collapsed_classes({2, 3, 4}, n, 0.025, 0.025))
+    assert_fails(ex.check_collapsed_classes({3, 4}, n, 0.025, 0.025), "missing")
 
 
 def test_collapsed_modes_with_bias_and_depth():
     n = N_COUNTS
-    assert_passes(ex.check_collapsed_classes({1, 2, 3}, n, 0.025, 0.025, bias=True))
-    assert_fails(ex.check_collapsed_classes({1, 2}, n, 0.025, 0.025, bias=True), "last mode", "s = 0")
-    assert_passes(ex.check_collapsed_classes({1, 2, 3}, n, 0.02, 0.02, L=3, bias=True))
-    # the L = 1 rule s < N c with c = 0.02 kills only modes 2 and 3 here
-    assert_fails(ex.check_collapsed_classes({2, 3}, n, 0.02, 0.02, L=3, bias=True), "one-layer rule")
+    assert_passes(ex.check_collapsed_classes({2, 3, 4}, n, 0.022, 0.022, bias=True))
+    assert_fails(ex.check_collapsed_classes({2, 3}, n, 0.022, 0.022, bias=True), "last mode", "s = 0", "mode 4")
+    assert_passes(ex.check_collapsed_classes({2, 3, 4}, n, 0.02, 0.02, L=3, bias=True))
+    # the L = 1 rule s <= N c with c = 0.02 kills only modes 3 and 4 here
+    assert_fails(ex.check_collapsed_classes({3, 4}, n, 0.02, 0.02, L=3, bias=True), "one-layer rule")
 
 
 def test_class_mean_norms():
@@ -225,18 +289,36 @@ def test_class_mean_norms():
 # --------------------------------------------------------------------------- NC1
 
 
-def _ref_nc1(H, labels, K):
-    return metrics.nc1(H, labels, K)
+def _nc1_numpy(H, labels, K, weighted=False):
+    """NC1 computed with numpy only (own_work switches nclab.metrics off inside check_nc1)."""
+    counts = np.bincount(labels, minlength=K)
+    means = np.stack([H[:, labels == k].mean(axis=1) for k in range(K)], axis=1)
+    deviations = H - means[:, labels]
+    Sigma_W = deviations @ deviations.T / H.shape[1]
+    weights = counts / counts.sum() if weighted else np.full(K, 1 / K)
+    centred = means - (means @ weights)[:, None]
+    Sigma_B = (centred * weights) @ centred.T
+    return float(np.trace(Sigma_W @ np.linalg.pinv(Sigma_B))) / K
+
+
+def test_nc1_numpy_reference_agrees_with_nclab():
+    for _, H, labels, K in ex._nc1_cases():
+        assert np.isclose(_nc1_numpy(H, labels, K), metrics.nc1(H, labels, K), rtol=1e-9, atol=1e-12)
+        assert np.isclose(_nc1_numpy(H, labels, K, True), metrics.nc1(H, labels, K, weighted=True), rtol=1e-9, atol=1e-12)
 
 
 def test_nc1_reference_passes():
-    assert_passes(ex.check_nc1(_ref_nc1))
+    assert_passes(ex.check_nc1(_nc1_numpy))
+
+
+def test_nc1_calling_the_library_does_not_pass():
+    assert_fails(ex.check_nc1(lambda H, y, K: metrics.nc1(H, y, K)), "PermissionError", "switched off", "own computation")
 
 
 def test_nc1_mistakes():
-    assert_fails(ex.check_nc1(lambda H, y, K: metrics.nc1(H, y, K, weighted=True)), "sample-weighted")
-    assert_fails(ex.check_nc1(lambda H, y, K: K * metrics.nc1(H, y, K)), "divide the trace by k")
-    assert_fails(ex.check_nc1(lambda H, y, K: 2 * metrics.nc1(H, y, K)), "constant multiple")
+    assert_fails(ex.check_nc1(lambda H, y, K: _nc1_numpy(H, y, K, weighted=True)), "sample-weighted")
+    assert_fails(ex.check_nc1(lambda H, y, K: K * _nc1_numpy(H, y, K)), "divide the trace by k")
+    assert_fails(ex.check_nc1(lambda H, y, K: 2 * _nc1_numpy(H, y, K)), "constant multiple")
 
     def not_done(H, y, K):
         raise NotImplementedError("Task 4")
@@ -254,7 +336,7 @@ def test_nc1_mistakes():
 
     def sorted_labels_only(H, y, K):  # assumes labels come sorted: wrong on the shuffled cases
         counts = np.bincount(y, minlength=K)
-        return metrics.nc1(H, np.repeat(np.arange(K), counts), K)
+        return _nc1_numpy(H, np.repeat(np.arange(K), counts), K)
 
     assert_fails(ex.check_nc1(sorted_labels_only), "shuffled")
     assert_fails(ex.check_nc1(lambda H, y, K: None), "none", "return")
@@ -288,15 +370,18 @@ def test_threshold():
 def test_critical_lambda():
     n = [50, 50, 50, 50]
     crit = theory.critical_lambda(n)
-    assert_passes(ex.check_critical_lambda(crit[0], n, mode=0))
+    assert_passes(ex.check_critical_lambda(crit[0], n, mode=1))  # modes are numbered from 1
     assert_passes(ex.check_critical_lambda(crit, n))
-    assert_fails(ex.check_critical_lambda(crit[0] ** 2, n, mode=0), "squared", expected=crit[0])
-    assert_fails(ex.check_critical_lambda(np.sqrt(crit[0]), n, mode=0), "square root", expected=crit[0])
-    assert_fails(ex.check_critical_lambda(np.sqrt(50) / 200**2, n, mode=0), "divided by n twice", expected=crit[0])
+    assert_fails(ex.check_critical_lambda(crit[0] ** 2, n, mode=1), "squared", expected=crit[0])
+    assert_fails(ex.check_critical_lambda(np.sqrt(crit[0]), n, mode=1), "square root", expected=crit[0])
+    assert_fails(ex.check_critical_lambda(np.sqrt(50) / 200**2, n, mode=1), "divided by n twice", expected=crit[0])
     assert_fails(ex.check_critical_lambda(crit[::-1], n), "wrong order", expected=crit)
     deep = theory.critical_lambda(N_COUNTS, L=2)
-    assert_passes(ex.check_critical_lambda(deep[1], N_COUNTS, L=2, mode=1))
-    assert_fails(ex.check_critical_lambda(theory.singular_values(N_COUNTS)[1] / 400, N_COUNTS, L=2, mode=1), "one-layer", expected=deep[1])
+    assert_passes(ex.check_critical_lambda(deep[1], N_COUNTS, L=2, mode=2))
+    assert_fails(ex.check_critical_lambda(theory.singular_values(N_COUNTS)[1] / 400, N_COUNTS, L=2, mode=2), "one-layer", expected=deep[1])
+    for bad in (0, 5, 1.5, True):  # 2.0 counts as 2 (nclab._validate.whole)
+        with pytest.raises(ValueError, match="mode"):
+            ex.check_critical_lambda(crit[0], n, mode=bad)
 
 
 def test_optimal_bias():

@@ -55,6 +55,20 @@ def test_plot_grams_row_and_normalisation():
     assert len({ax.images[0].get_clim() for ax in heat}) == 1
 
 
+def test_plot_grams_grid_of_columns():
+    grams = {name: np.eye(3) for name in "ABCDE"}
+    fig = plots.plot_grams(grams, ncols=2)
+    heat = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in heat] == list("ABCDE")
+    rows = sorted({round(ax.get_position().y0, 3) for ax in heat})
+    cols = sorted({round(ax.get_position().x0, 3) for ax in heat})
+    assert len(rows) == 3 and len(cols) == 2  # five heatmaps in a 3 x 2 grid, one slot removed
+    assert len(fig.axes) == 6  # five heatmaps and one colour bar
+    assert len(plots.plot_grams(grams, ncols=9).axes) == 6  # more columns than matrices: one row
+    with pytest.raises(ValueError, match="ncols"):
+        plots.plot_grams(grams, ncols=0)
+
+
 def test_plot_geometry_2d_counts_arrows():
     g = theory.global_minimizer([3, 3, 3], 1e-3, 1e-3)
     pt = g.construct(5, seed=0)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import nclab
-from nclab import data, theory
+from nclab import data, theory, ufm
 from nclab.objective import product
-from nclab.ufm import TrainingDivergedError, train
+from nclab.ufm import HISTORY_METRICS, TrainingDivergedError, train
 
 IMBALANCED = [20, 10, 5, 5]
 BALANCED = [10, 10, 10]
@@ -401,3 +401,103 @@ def test_the_polish_recovers_many_lost_modes_in_a_few_block_moves(monkeypatch, c
     r = train(n, d=30, lam_W=lam, lam_H=lam, L=3, init_std=0.01, restarts=1, progress=False, metrics=())
     assert abs(r.gap) < 1e-8 and r.distance_to_theory()["W_gram"] < 1e-5
     assert len(runs) <= 6
+
+
+GEOMETRY_METRICS = ("bias_error", "alignment_error", "orthogonality_error", "sv_error")
+
+
+def test_geometry_metrics_fall_to_zero_when_training_reaches_the_optimum(one_thread):
+    r = train(IMBALANCED, d=6, lam_W=5e-3, lam_H=5e-3, optimizer="gd", lr=0.1, steps=400, log_every=200,
+              init_std=0.3, metrics=GEOMETRY_METRICS, progress=False)  # fmt: skip
+    final = train(IMBALANCED, d=6, lam_W=5e-3, lam_H=5e-3, metrics=GEOMETRY_METRICS, progress=False)
+    for m in GEOMETRY_METRICS:
+        h = r.history[m]
+        assert h[0] > 1e-2 and h[-1] < 0.1 * h[0], m  # far at the start, closer after gradient descent
+        assert final.history[m][-1] < 1e-6, m  # and zero at the optimum
+
+
+def _state_at(point, g, layers=None, b=None):
+    """The history metrics' view of a point (free features, so that H and b are the point's own)."""
+    layers = layers or point.layers
+    problem = ufm._Problem(g.n, [g.lam_W[0]], g.lam_H, d=layers[0].shape[1], L=1, bias=True)
+    as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=float))[None]  # noqa: E731
+    theta = problem.pack([as_t(W) for W in layers], as_t(point.H), as_t(point.b if b is None else b))
+    return ufm._State(problem, theta[0], g.objective, lambda: g)
+
+
+def test_geometry_metrics_measure_the_angle_they_name():
+    """Independent route: turn one row of the optimal classifier by a known angle."""
+    n, lam = [30, 20, 10, 5], 2e-3
+    g = theory.global_minimizer(n, lam, lam)
+    point = g.construct(d=6, seed=0)
+    for m in GEOMETRY_METRICS:
+        assert HISTORY_METRICS[m](_state_at(point, g)) < 1e-12, m
+    theta = 0.3  # rotate W = W_1 in the plane of two of its row directions r_1 and a free direction
+    W = point.layers[0]
+    r1 = (g.U[:, 0] @ W) / np.linalg.norm(g.U[:, 0] @ W)
+    free = np.linalg.svd(W)[2][-1]  # orthogonal to every row of W (d = 6 > K)
+    P = np.eye(6) + (np.cos(theta) - 1) * (np.outer(r1, r1) + np.outer(free, free)) \
+        + np.sin(theta) * (np.outer(free, r1) - np.outer(r1, free))  # fmt: skip
+    turned = _state_at(point, g, [W @ P.T])
+    assert np.isclose(HISTORY_METRICS["alignment_error"](turned), 1 - np.cos(theta))
+    rows = g.U.T @ (W @ P.T)
+    cos12 = abs(rows[0] @ rows[1]) / np.linalg.norm(rows[0]) / np.linalg.norm(rows[1])
+    assert cos12 < 1e-12 and HISTORY_METRICS["orthogonality_error"](turned) < 1e-12  # r_1 -> free stays orthogonal
+    shifted = _state_at(point, g, b=point.b + np.array([0.1, 0, 0, 0]))
+    assert np.isclose(HISTORY_METRICS["bias_error"](shifted), 0.1 / np.linalg.norm(g.b))
+
+
+def test_bias_error_needs_a_bias():
+    with pytest.raises(ValueError, match="'bias_error' needs a model with a bias"):
+        train(IMBALANCED, d=4, lam_W=1e-2, lam_H=1e-2, bias=False, metrics=("bias_error",), progress=False)
+
+
+def test_a_warm_start_from_the_optimum_stays_there(one_thread):
+    g = theory.global_minimizer(IMBALANCED, 1e-2, 1e-2, L=2)
+    for features in ("exact", "free"):
+        r = train(IMBALANCED, d=5, lam_W=1e-2, lam_H=1e-2, L=2, init=g.construct(d=5, seed=3), features=features,
+                  progress=False, metrics=())  # fmt: skip
+        assert abs(r.gap) < 1e-12 and r.settings["warm_start"] and r.settings["restarts"] == 1
+        assert r.history["objective"][0] == pytest.approx(g.objective, rel=1e-12)  # it started at the given point
+
+
+def test_a_warm_start_follows_a_surviving_mode_onto_its_spurious_branch(one_thread):
+    """Raising lam past the critical value of mode 3 (L = 3) keeps the mode on its local-only branch."""
+    n = [200, 100, 50, 50]
+    start = theory.global_minimizer(n, 0.012, 0.012, L=3).construct(d=8, seed=0)
+    r = train(n, d=8, lam_W=0.015, lam_H=0.015, L=3, init=start, prune=False, progress=False, metrics=())
+    g = r.theory()
+    assert g.x[2] == 0  # the optimum drops mode 3 ...
+    x_hat = np.einsum("ki,kl,li->i", g.U, r.W @ r.means * np.sqrt(r.n), g.V)
+    branch = theory.nonzero_branch(g.s, g.N, g.c, 3)
+    assert np.allclose(x_hat[:3], branch[:3], rtol=1e-6)  # ... the warm start keeps it on the branch
+    f_crit = theory.scalar_objective(np.r_[branch[:3], 0.0], g.s, g.N, g.c, 3).sum()
+    assert r.objective == pytest.approx(f_crit, rel=1e-9) and r.gap > 0.03
+
+
+@pytest.mark.parametrize(
+    "init, kwargs, error, match",
+    [
+        (object(), {}, TypeError, "init must have attributes layers, H and b"),
+        ("layers", {}, ValueError, r"init.layers must have the shapes \[\(4, 4\)\]"),
+        ("H", {}, ValueError, r"init.H must have the shape \(4, 40\)"),
+        ("b", {}, ValueError, r"init.b must have the shape \(4,\)"),
+        ("nan", {}, ValueError, "finite numbers only"),
+        ("ok", dict(restarts=2), ValueError, "restarts must be 1"),
+    ],
+)
+def test_bad_warm_starts_are_named(init, kwargs, error, match):
+    point = theory.global_minimizer(IMBALANCED, 1e-2, 1e-2).construct(d=4)
+    if isinstance(init, str):
+        layers, H, b = list(point.layers), point.H.copy(), point.b.copy()
+        if init == "layers":
+            layers = [np.zeros((4, 3))]
+        elif init == "H":
+            H = H[:, :-1]
+        elif init == "b":
+            b = b[:-1]
+        elif init == "nan":
+            H[0, 0] = np.nan
+        init = theory.UFMPoint(layers=layers, H=H, b=b, M=point.M, labels=point.labels)
+    with pytest.raises(error, match=match):
+        train(IMBALANCED, d=4, lam_W=1e-2, lam_H=1e-2, init=init, progress=False, **kwargs)

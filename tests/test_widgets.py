@@ -148,7 +148,10 @@ def test_training_explorer_trains_and_compares(one_thread):
 
 
 def test_training_explorer_reports_errors_without_raising(one_thread):
-    ex = widgets.training_explorer(K=3, n_max=20, d=0).explorer  # d = 0 is invalid
+    with pytest.raises(ValueError, match="d"):  # an invalid default is refused up front
+        widgets.training_explorer(K=3, n_max=20, d=0)
+    ex = widgets.training_explorer(K=3, n_max=20).explorer
+    ex.d = 0  # invalid at run time: reported, not raised
     assert ex.run() is None
     assert "Training failed" in ex.message and "d" in ex.message
     assert not ex.button.disabled
