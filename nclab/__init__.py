@@ -13,7 +13,12 @@ each:
 * :mod:`nclab.plots` -- the book's matplotlib figures;
 * :mod:`nclab.widgets` -- ipywidgets explorers;
 * :mod:`nclab.nets` -- a real network on real data (scikit-learn's digits) and user features;
-* :mod:`nclab.exercises` and :mod:`nclab.assign` -- checkers and student editions for courses.
+* :mod:`nclab.analysis` -- collapse analysis of any torch model on a dataset (forward hook,
+  streamed statistics) against the UFM with and without bias;
+* :mod:`nclab.longtail` -- long-tailed CIFAR-10/100, MNIST and Fashion-MNIST;
+* :mod:`nclab.checks` -- the chapters' checks that explain themselves (claims and regimes);
+* :mod:`nclab.exercises` and :mod:`nclab.assign` -- subject-aware feedback on students' answers
+  and the otter-grader workflow for courses.
 
 The light core -- ``import nclab``, :mod:`~nclab.data`, :mod:`~nclab.theory`,
 :mod:`~nclab.metrics` (for numpy input), :mod:`~nclab.phases` maps and :mod:`~nclab.plots` --
@@ -41,7 +46,10 @@ _LAZY_MODULES = {
     "plots": None,
     "widgets": "widgets",
     "nets": "nets",
+    "analysis": "train",
+    "longtail": "train",
     "exercises": None,
+    "checks": None,
     "assign": "assign",
 }
 #: Names re-exported from a lazy module.
@@ -114,6 +122,8 @@ __all__ = [
     "plots",
     "widgets",
     "nets",
+    "analysis",
+    "longtail",
     "exercises",
     "assign",
     "global_minimizer",

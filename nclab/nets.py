@@ -382,7 +382,9 @@ def analyze_features(
     """Every collapse metric of features ``H`` (and a classifier ``W``, ``b``), against the UFM.
 
     Statistics are accumulated with :class:`nclab.metrics.FeatureStats` in batches of
-    ``batch_size`` samples, so large feature sets (ImageNet-sized) fit in memory.
+    ``batch_size`` samples (:func:`nclab.analysis.stream_statistics`), so large feature sets
+    (ImageNet-sized) fit in memory. For a model and a dataset instead of extracted features,
+    see :func:`nclab.analysis.analyze_model`.
 
     Parameters
     ----------
@@ -416,7 +418,13 @@ def analyze_features(
         ``W_equinorm``, ``lam_eff_W``, ``W_theory``, ``W_theory_gram``, ``W_theory_nominal``,
         ``nc3`` (self-duality of ``W`` and the centred means), ``nc4`` (agreement with the
         nearest class mean), ``train_error``.
+        The modes (:func:`nclab.analysis.summarize`): ``lam_eff`` (``lam_eff_W`` with ``W``,
+        else ``lam_eff_M``), ``sv_theory`` and ``modes_theory`` (predicted singular values of
+        ``W M D`` there, relative to the largest, and how many survive), with ``W`` also
+        ``sv`` and ``modes`` measured; ``bias``.
     """
+    from .analysis import stream_statistics, summarize  # the streaming core (it imports this module)
+
     Ht = _validate.array(H, "H", ndim=2, describe="of shape (d, N), samples in columns")
     y, K = _check_labels(labels, Ht.shape[1])
     lam_W = None if lam_W is None else nonneg(lam_W, "lam_W")
@@ -424,47 +432,17 @@ def analyze_features(
     L, bias = whole(L, "L", 1, MAX_DEPTH), boolean(bias, "bias")
     batch_size = whole(batch_size, "batch_size", 1)
     d, N = Ht.shape
-    stats = nc.FeatureStats(K)
-    for start in range(0, N, batch_size):
-        stats.update(Ht[:, start : start + batch_size], y[start : start + batch_size])
-    counts = stats.counts
-    M = stats.means
-    out: dict[str, object] = {"K": K, "N": N, "d": d, "n": counts}
-    out["nc1"] = stats.nc1(weighted=False)
-    out["nc1_weighted"] = stats.nc1(weighted=True)
-    G_M = centred_gram(M, counts, bias=bias)
-    out["M_gram"] = G_M
-    Mu = nc.centered_means(M)
-    out["M_etf"] = nc.gram_distance(Mu.T @ Mu, simplex_etf_gram(K))
-    out["M_equinorm"] = nc.equinorm(Mu.T @ Mu)
-    out["M_equiangularity"] = nc.equiangularity(Mu.T @ Mu)
-    fit = fit_effective_lambda(G_M, counts, L=L, bias=bias, which="M")
-    out["lam_eff_M"], out["M_theory"] = fit.lam, fit.distance
-    out["M_theory_gram"] = _theory_gram(counts, fit.lam, L, bias, "M")
-    nominal = lam_W is not None and lam_H is not None and lam_W > 0 and lam_H > 0
-    g = global_minimizer(counts, lam_W, lam_H, L=L, bias=bias) if nominal else None
-    out["M_theory_nominal"] = nc.gram_distance(G_M, g.M_gram) if g is not None else float("nan")
-    if W is not None:
-        Wn = _validate.array(W, "W", shape=(K, d))
-        bn = None if b is None else _validate.array(b, "b", shape=(K,))
-        G_W = Wn @ Wn.T
-        out["W_gram"] = G_W
-        out["W_etf"] = nc.gram_distance(G_W, simplex_etf_gram(K) if bias else orthogonal_frame_gram(K))
-        out["W_equinorm"] = nc.equinorm(G_W)
-        fitW = fit_effective_lambda(G_W, counts, L=L, bias=bias, which="W")
-        out["lam_eff_W"], out["W_theory"] = fitW.lam, fitW.distance
-        out["W_theory_gram"] = _theory_gram(counts, fitW.lam, L, bias, "W")
-        out["W_theory_nominal"] = nc.gram_distance(G_W, g.W_gram) if g is not None else float("nan")
-        out["nc3"] = nc.nc3(Wn, M, counts, bias=bias)
-        out["nc4"] = nc.ncc_agreement(Ht, Wn, bn, M)
-        errors = 0
+    Wn = None if W is None else _validate.array(W, "W", shape=(K, d))
+    bn = None if b is None else _validate.array(b, "b", shape=(K,))
+
+    def batches():
         for start in range(0, N, batch_size):
-            z = Wn @ np.asarray(Ht[:, start : start + batch_size], dtype=float)
-            if bn is not None:
-                z = z + bn[:, None]
-            errors += int((z.argmax(0) != y[start : start + batch_size]).sum())
-        out["train_error"] = errors / N
-    return out
+            Hb = np.asarray(Ht[:, start : start + batch_size], dtype=float)
+            logits = None if Wn is None else Wn @ Hb + (0.0 if bn is None else bn[:, None])
+            yield Hb, y[start : start + batch_size], logits
+
+    streamed = stream_statistics(batches, K, where="H")
+    return summarize(streamed, Wn, lam_W=lam_W, lam_H=lam_H, L=L, bias=bias)
 
 
 # ----------------------------------------------------------------------------- training
@@ -562,6 +540,29 @@ class NetResult:
         )
 
 
+def _optimizer(model: MLPNetwork, optimizer: str, lr: float, momentum: float, lam_W: float,
+               weight_decay: float) -> torch.optim.Optimizer:  # fmt: skip
+    """Adam or SGD whose coupled weight decay is the gradient of the weight terms of the objective.
+
+    The decay ``lam`` of a parameter group adds ``lam * p`` to the gradient of each ``p``,
+    which is the gradient of ``lam/2 ||p||^2``: the same step as putting the term in the loss,
+    without differentiating it (fewer operations per step on these small networks). Biases
+    are not decayed. Adam uses the fused kernel where this torch has it.
+    """
+    weights = {id(p) for p in model.backbone_weights()} | {id(p) for p in model.head.parameters()}
+    groups = [
+        {"params": list(model.head.parameters()), "weight_decay": lam_W},
+        {"params": model.backbone_weights(), "weight_decay": weight_decay},
+        {"params": [p for p in model.parameters() if id(p) not in weights], "weight_decay": 0.0},
+    ]
+    if optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    try:
+        return torch.optim.Adam(groups, lr=lr, fused=True)
+    except (RuntimeError, ValueError):  # no fused Adam for this device or torch version
+        return torch.optim.Adam(groups, lr=lr)
+
+
 def _log_steps(steps: int, log_every: int | None) -> np.ndarray:
     if log_every is None:  # about 60 steps spaced logarithmically, for plots on a log axis
         return np.unique(np.concatenate([[0], np.round(np.logspace(0, math.log10(steps), 60)).astype(int), [steps]]))
@@ -569,6 +570,10 @@ def _log_steps(steps: int, log_every: int | None) -> np.ndarray:
 
 
 _DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+
+#: Progress bars without elapsed time or rate, so that a page built from an executed notebook
+#: shows no numbers that depend on the machine.
+PROGRESS_FORMAT = "{l_bar}{bar}| {n_fmt}/{total_fmt}{postfix}"
 
 
 def train_network(
@@ -712,8 +717,7 @@ def train_network(
     Yt = torch.nn.functional.one_hot(yt, K).to(dtype)  # (N, K): rows are samples inside the module
     head_params = list(model.head.parameters())
     bb_weights = model.backbone_weights()
-    params = list(model.parameters())
-    opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=momentum)
+    opt = _optimizer(model, optimizer, lr, momentum, lam_W, weight_decay)
     gen = torch.Generator().manual_seed(seed + 1)
 
     def data_term(logits: torch.Tensor, Yb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
@@ -727,11 +731,11 @@ def train_network(
         return head, bb
 
     def batch_objective(idx: torch.Tensor | None) -> torch.Tensor:
+        """The data and feature terms; the weight terms' gradients come from the optimiser."""
         xb, Yb, yb = (Xt, Yt, yt) if idx is None else (Xt[idx], Yt[idx], yt[idx])
         h = model.features(xb)
         scale = 1.0 if idx is None else N / idx.numel()
-        head, bb = weights_term()
-        return data_term(model.classify(h), Yb, yb) + scale * (lam_H / 2) * (h**2).sum() + head + bb
+        return data_term(model.classify(h), Yb, yb) + scale * (lam_H / 2) * (h**2).sum()
 
     nominal = loss == "mse" and lam_W > 0 and lam_H > 0
     g = global_minimizer(counts, lam_W, lam_H, L=L, bias=bias) if nominal else None
@@ -781,7 +785,7 @@ def train_network(
         return H
 
     desc = f"net {'bias' if bias else 'no bias'} ({optimizer}, {loss})"
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True)
+    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True, bar_format=PROGRESS_FORMAT)
     start = time.perf_counter()
     H_final = log(0)
     order: torch.Tensor | None = None

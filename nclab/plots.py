@@ -23,6 +23,7 @@ __all__ = [
     "class_colors",
     "plot_gram",
     "plot_grams",
+    "plot_ufm_comparison",
     "plot_geometry",
     "plot_spectrum",
     "plot_history",
@@ -216,6 +217,58 @@ def plot_grams(
     im = flat[0].images[0]
     fig.colorbar(im, ax=flat[:m], fraction=0.046 / max(ncols, 1) * 2, pad=0.02,
                  label="normalised value" if normalize else "value")
+    return fig
+
+
+def plot_ufm_comparison(
+    with_bias: Mapping[str, object],
+    without_bias: Mapping[str, object],
+    *,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """A network's Gram matrices and modes beside the UFM's, with bias and without.
+
+    The first row compares with the UFM with bias, the second with the UFM without: the
+    network's normalised ``M^T M`` (centred as that model prescribes) beside the prediction
+    at the fitted strength, and the same for ``W W^T`` when the analysis has a classifier.
+    The last row shows, for each model, the singular values of ``W M D`` relative to the
+    largest by mode ``1..K``, predicted (line) and measured (circles).
+
+    Parameters
+    ----------
+    with_bias, without_bias : dict
+        Results of :func:`nclab.nets.analyze_features` (or :func:`nclab.analysis.summarize`)
+        with ``bias=True`` and ``bias=False``, e.g. a :class:`nclab.analysis.CollapseReport`'s.
+    figsize : (float, float), optional
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    rows = [(with_bias, "with bias"), (without_bias, "without bias")]
+    pairs = [("M", r"$M^\top M$")] + ([("W", r"$WW^\top$")] if all("W_gram" in r for r, _ in rows) else [])
+    ncols = 2 * len(pairs)
+    fig = plt.figure(figsize=figsize or (2.3 * ncols + 0.6, 7.4), layout="constrained")
+    grid = fig.add_gridspec(3, ncols, height_ratios=[1, 1, 0.9])
+    for i, (r, label) in enumerate(rows):
+        for j, (key, tex) in enumerate(pairs):
+            net, th = (np.asarray(r[k], dtype=float) for k in (f"{key}_gram", f"{key}_theory_gram"))
+            net, th = (G / (np.linalg.norm(G) or 1.0) for G in (net, th))
+            vmax = max(np.abs(net).max(), np.abs(th).max()) or 1.0
+            plot_gram(net, fig.add_subplot(grid[i, 2 * j]), title=f"network {tex}", annotate=False, vmax=vmax,
+                      colorbar=False)  # fmt: skip
+            plot_gram(th, fig.add_subplot(grid[i, 2 * j + 1]), annotate=False, vmax=vmax, colorbar=False,
+                      title=f"UFM {label}\ndistance {r[f'{key}_theory']:.2f}")  # fmt: skip
+        fig.axes[-2 * len(pairs)].set_ylabel(f"UFM {label}")
+        span = ncols // 2
+        ax = fig.add_subplot(grid[2, i * span : (i + 1) * span])
+        k = np.arange(1, len(r["sv_theory"]) + 1)
+        ax.plot(k, r["sv_theory"], "-", color="C0", lw=1.6, label=rf"UFM, $\lambda$ = {r['lam_eff']:.2g}")
+        if "sv" in r:
+            ax.plot(k, r["sv"], "o", color="C3", ms=4, mfc="none", label="network")
+        ax.set(xlabel="mode", ylim=(-0.05, 1.08), title=f"modes of $WMD$, UFM {label}")
+        ax.set_ylabel("singular value / largest" if i == 0 else "")
+        ax.legend(fontsize=7)
     return fig
 
 

@@ -1,37 +1,75 @@
-"""Interactive explorers (ipywidgets + matplotlib) and their static counterparts.
+"""Interactive explorers and their static counterparts.
 
-Two explorers, each split into a pure computation, a drawing function and the widget that
-wires controls to both:
+* The **theory explorer** (:func:`theory_explorer`): class-count profile, strengths, depth and
+  bias in, the closed-form optimum of the L-layer UFM (P) out. :func:`explorer_state` computes
+  everything it shows in Python, :func:`draw_theory` / :func:`theory_figure` draw the static
+  figure at chosen parameters; the widget itself recomputes in the browser (below).
+* The **training view** (:func:`training_view`): runs of :func:`nclab.train` over a grid of
+  settings, trained in advance (:func:`training_runs`), stepped through in the browser and
+  compared with the closed form there.
+* The **training explorer** (:func:`training_explorer`, ipywidgets): press *Train* to train any
+  setting with a progress bar; it needs a kernel. Static counterpart: :func:`training_figure`.
 
-* the **theory explorer**: class-count profile, strengths and depth in, the closed-form
-  optimum of the L-layer UFM (P) out (:func:`explorer_state` computes, :func:`draw_theory`
-  draws, :func:`theory_explorer` is the widget, :func:`theory_figure` the static figure at
-  chosen parameters);
-* the **training explorer**: pick a setting, press *Train*, watch :func:`nclab.train` run
-  with a progress bar and compare the trained geometry with the theory
-  (:func:`training_explorer`, static counterpart :func:`training_figure`).
+Design notes: live explorers
+----------------------------
+The book is read as static HTML, and its explorers should still answer the sliders there, with
+no kernel, no Binder and no network. The choices, and why:
 
-The widgets need a running kernel to recompute. In the static book the state embedded at
-build time is shown, which is why every interactive cell has a static figure beside it.
+* **anywidget, not ipywidgets callbacks.** An ipywidgets explorer recomputes in the kernel; in
+  the static page the embedded state draws but does not move. An anywidget widget's front end
+  is an ES module that runs in the browser, and its source travels in the widget state that
+  executing the notebook stores (``_esm``). The book's offline widget manager
+  (``@jupyter-widgets/html-manager`` 1.0.15) loads anywidget's own front end as an AMD module;
+  ``book/_ext/offline_assets.py`` copies it from the installed Python package
+  (``anywidget/nbextension/index.js``) into the build and maps the module name to it, so
+  nothing is fetched from a CDN. The same widget runs in JupyterLab and Notebook 7 (anywidget's
+  prebuilt extension), VS Code and Colab, where Python can read and set its traits.
+* **The closed form in JavaScript, not Python in the browser.** Pyodide or JupyterLite would run
+  :mod:`nclab.theory` itself, but ship tens of MB of runtime, numpy and scipy into the build
+  and take seconds to start, for what is a K x K problem: the secular equation of
+  ``diag(n) - n n^T / N`` (with its eigenvectors, ``u_k = n_k / (n_k - t)``, and the repeated
+  counts), then one scalar problem per mode. ``nclab/static/theory_math.mjs`` ports it (and
+  :func:`explorer_state`'s messages) in about 300 lines, with no library; a test runs it under
+  Node on a grid of settings and compares every output with Python to 1e-9 relative. One slider
+  move (compute and redraw) takes well under a frame (``benchmarks/explorer_frame.py``).
+* **Training is precomputed.** Training needs torch, so :func:`training_runs` trains a grid
+  when the book is built and the runs (about 1.5 kB each) travel in the view's state.
+* **Plain SVG and native inputs.** Figures are SVG strings drawn at their pixel size, so their
+  text is the page's body size; controls are ``<input type=range>``, ``<select>`` and
+  checkboxes with labels and their values beside them: keyboard-operable and readable at a
+  412 px phone width. The static matplotlib figure beside each explorer serves print and
+  readers without JavaScript.
+
+Costs: a second implementation of the closed form, kept small and tested against the first;
+the widget state carries the front end's source (about 40 kB per explorer).
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import math
+import re
+from pathlib import Path
 from typing import Any
 
+import anywidget
 import matplotlib.pyplot as plt
 import numpy as np
+import traitlets
 from matplotlib.figure import Figure
 
 from . import _validate, data, metrics, theory
+from ._validate import choice
 from .plots import plot_geometry, plot_gram, plot_history, plot_spectrum
 from .ufm import TrainingDivergedError, TrainResult, train
 
 __all__ = [
     "THEORY_DEFAULTS",
     "TRAINING_DEFAULTS",
+    "TRAINING_GRID",
+    "TRAINING_VIEW_DEFAULTS",
+    "SLIDER_GRIDS",
     "explorer_state",
     "draw_theory",
     "theory_figure",
@@ -39,12 +77,17 @@ __all__ = [
     "training_settings",
     "training_figure",
     "training_explorer",
+    "training_runs",
+    "training_view",
     "TheoryExplorer",
     "TrainingExplorer",
+    "TrainingView",
 ]
 
 #: Default parameters of the theory explorer: a step profile 200,200,50,50 at a strength where
-#: the minority mode has just collapsed (its singular value 7.07 is below ``s_thr = 7.5``).
+#: some modes survive and some vanish. With the bias two modes of three survive and the two
+#: minority classes share one mean (s_3 = 7.07 is below ``s_thr = 7.5``); without it the two
+#: minority classes vanish altogether (their means are 0).
 THEORY_DEFAULTS: dict[str, Any] = dict(
     kind="step", K=4, n_max=200, ratio=4.0, lam_W=0.015, lam_H=0.015, L=1, bias=True
 )
@@ -56,11 +99,18 @@ TRAINING_DEFAULTS: dict[str, Any] = dict(
 
 _KINDS = ("balanced", "step", "long-tailed")
 _OPTIMIZERS = ("lbfgs", "gd", "adam")
-# Relative tolerance under which two optimal class means count as the same point.
-_SAME_MEAN_RTOL = 1e-9
+# Distance, relative to the largest class mean, under which two optimal class means count as the
+# same point. The distances come from M^T M, whose cancellation limits them to about sqrt(eps)
+# ~ 1e-8 of that scale: a tighter tolerance splits classes that coincide exactly.
+_SAME_MEAN_RTOL = 1e-6
 # A mode whose singular value is within this fraction of s_thr is called "near the threshold".
 _NEAR = 0.05
-# Ranges of the explorers' sliders: a default outside them would be clamped silently by ipywidgets.
+# Font sizes of the static theory figure (points): at the book's width, about the body text.
+_TITLE_PT, _LEGEND_PT = 11, 9
+
+
+# Ranges of the explorers' sliders (here and in nclab/static/theory_view.mjs): a default outside
+# them would be clamped silently by the slider.
 _SLIDER_RANGES = {"K": (2, 12), "n_max": (10, 1000), "ratio": (1.0, 1000.0), "lam_W": (1e-4, 1.0), "lam_H": (1e-4, 1.0),
                   "lam": (1e-4, 1.0), "L": (1, 5), "steps": (10, 10000)}  # fmt: skip
 
@@ -274,9 +324,9 @@ def _draw_spectrum(ax, st: dict[str, Any]) -> None:
     idx = np.arange(1, len(st["s"]) + 1)
     ax.plot(idx, st["x"], "_", color="k", ms=14, mew=2, label=r"optimal $x_i$")
     top = max(float(np.max(st["s"])), float(st["threshold"]))
-    ax.set_ylim(-0.03 * top, 1.45 * top)
-    ax.set_title("spectrum of the target", fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper right", ncol=2)
+    ax.set_ylim(-0.03 * top, 1.1 * top)
+    ax.set_title("spectrum of the target", fontsize=_TITLE_PT)
+    ax.legend(fontsize=_LEGEND_PT, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: off the data
 
 
 def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
@@ -287,7 +337,7 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     state : dict
         Output of :func:`explorer_state`.
     fig : matplotlib.figure.Figure, optional
-        Figure to draw into (cleared first); a new pyplot figure of size (8, 6.6) otherwise.
+        Figure to draw into (cleared first); a new pyplot figure of size (9, 7.6) otherwise.
 
     Returns
     -------
@@ -299,7 +349,7 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     if fig is not None and not isinstance(fig, Figure):
         raise _validate.ArgumentTypeError(f"fig must be a matplotlib Figure or None; got {type(fig).__name__}")
     if fig is None:
-        fig = plt.figure(figsize=(8, 6.6), layout="constrained")
+        fig = plt.figure(figsize=(9, 7.6), layout="constrained")
     else:
         fig.clf()
     top, bottom = fig.subfigures(2, 1)  # independent layouts: the legend beside the plane stays up there
@@ -312,25 +362,25 @@ def draw_theory(state: dict[str, Any], fig: Figure | None = None) -> Figure:
     geo = axes[0, 1]
     plot_geometry(state["mean_coords"].T, state["row_coords"], geo, counts=state["n"], title=title,
                   legend=p["K"] <= 8)  # fmt: skip
-    geo.title.set_fontsize(9)
+    geo.title.set_fontsize(_TITLE_PT)
     if geo.get_legend() is not None:  # beside the plane, not on it
         handles = geo.get_legend().legend_handles
-        geo.legend(handles=handles, fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        geo.legend(handles=handles, fontsize=_LEGEND_PT, loc="center left", bbox_to_anchor=(1.02, 0.5))
     grams = ((axes[1, 0], "W_gram", r"$W W^\top$ (classifier Gram)", "W = 0"),
              (axes[1, 1], "M_gram", r"$M^\top M$ (class-mean Gram)", "M = 0"))  # fmt: skip
     for ax, key, name, zero in grams:
         G = np.where(np.abs(state[key]) > 1e-12 * np.abs(state[key]).max(), state[key], 0.0)  # no "-0.00"
         unit, suffix = _unit(G)
         plot_gram(G / unit + 0.0, ax, title=name + suffix, annotate=p["K"] <= 6)
-        ax.title.set_fontsize(9)
+        ax.title.set_fontsize(_TITLE_PT)
         ax.set_xlabel("class")
         if state["n_active"] == 0:
             ax.text(0.5, 0.5, f"{zero}\n(every mode collapsed)", transform=ax.transAxes, ha="center", va="center",
-                    fontsize=9, color="C3")  # fmt: skip
+                    fontsize=_TITLE_PT, color="C3")  # fmt: skip
     fig.suptitle(
         f"{p['kind']}, K={p['K']}, ratio={p['ratio']:.3g}, $\\lambda_W$={p['lam_W']:.2g}, $\\lambda_H$={p['lam_H']:.2g}, "
         f"L={p['L']}, {'bias' if p['bias'] else 'no bias'}: {state['n_active']} mode(s) survive",
-        fontsize=10,
+        fontsize=_TITLE_PT + 1,
     )
     return fig
 
@@ -353,108 +403,122 @@ def theory_figure(**params: Any) -> Figure:
     return draw_theory(explorer_state(**{**THEORY_DEFAULTS, **params}))
 
 
-def _messages_html(state: dict[str, Any]) -> str:
-    color = "#b35900" if state["level"] == "warning" else "#1a6b1a"
-    items = "".join(f"<li>{html.escape(m)}</li>" for m in state["messages"])
-    head = html.escape(state["summary"].split("\n")[0]) + "<br>" + html.escape(state["summary"].split("\n")[1])
-    rows = "".join(
-        f"<tr><td>{i + 1}</td><td>{s:.3g}</td><td>{x:.3g}</td><td>{'yes' if a else 'no'}</td><td>{cc:.3g}</td></tr>"
-        for i, (s, x, a, cc) in enumerate(zip(state["s"], state["x"], state["active"], state["critical_c"]))
-    )
-    table = (
-        "<table style='font-size:90%'><tr><th>mode</th><th>s<sub>i</sub></th><th>x<sub>i</sub></th>"
-        f"<th>survives</th><th>dies at c =</th></tr>{rows}</table>"
-    )
-    return f"<div style='color:{color}'>{head}<ul>{items}</ul></div>{table}"
+# ---------------------------------------------------------------------------- the live front end
 
 
-class TheoryExplorer:
-    """Controller of the theory explorer; ``.widget`` is what a notebook displays.
+_STATIC = Path(__file__).with_name("static")
+# A relative import between the static modules, on one line (the only form they use).
+_RELATIVE_IMPORT = re.compile(r'^import \{[^}]*\} from "\./[a-z_]+\.mjs";\n', re.MULTILINE)
+
+
+def _static_text(name: str) -> str:
+    return (_STATIC / name).read_text(encoding="utf-8")
+
+
+def _bundle(*names: str) -> str:
+    """One ES module from the modules in ``nclab/static``, in dependency order.
+
+    anywidget imports its front end from a string (a Blob URL in the browser), so relative
+    imports cannot be resolved there: the modules are concatenated and their one-line imports
+    of each other removed. Under Node (the tests) the same files import each other normally.
+    """
+    source = "\n".join(_RELATIVE_IMPORT.sub("", _static_text(name)) for name in names)
+    if re.search(r"^\s*import\b", source, re.MULTILINE):
+        raise RuntimeError(f"an import in {names} is not a one-line relative import of a static module")
+    return source
+
+
+def _log_grid(low: int, high: int) -> list[float]:
+    """Round values 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times 10^e for e = low..high-1, then 10^high."""
+    mantissas = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
+    return [float(f"{m}e{e}") for e in range(low, high) for m in mantissas] + [float(f"1e{high}")]
+
+
+#: Positions of the explorers' log sliders: strengths from 1e-4 to 1 and imbalance ratios from 1
+#: to 1000, ten round values a decade, so the value shown is the value computed with. A value
+#: set from Python that is not on the grid joins it.
+SLIDER_GRIDS: dict[str, list[float]] = {"lam": _log_grid(-4, 0), "ratio": _log_grid(0, 3)}
+
+
+def _theory_params(params: dict[str, Any], caller: str) -> dict[str, Any]:
+    """:data:`THEORY_DEFAULTS` updated by ``params``, validated and cast to the traits' types."""
+    unknown = set(params) - set(THEORY_DEFAULTS)
+    if unknown:
+        raise TypeError(f"{caller} got unknown parameter(s) {sorted(unknown)}; allowed: {sorted(THEORY_DEFAULTS)}")
+    p = {**THEORY_DEFAULTS, **params}
+    _check_slider_defaults(p, caller)
+    explorer_state(**p)  # raises ValueError naming a parameter out of range
+    casts = dict(kind=str, K=int, n_max=int, ratio=float, lam_W=float, lam_H=float, L=int, bias=bool)
+    return {k: casts[k](v) for k, v in p.items()}
+
+
+class TheoryExplorer(anywidget.AnyWidget):
+    """The theory explorer: a widget that recomputes the closed form in the browser.
+
+    Its front end (``nclab/static/theory_view.mjs`` with ``theory_math.mjs``, a JavaScript port
+    of :func:`explorer_state`) draws the controls, the numbers, the per-mode table and the
+    figure, and recomputes them on every slider move with no kernel: in JupyterLab, Colab and
+    the static book alike. The traits below are the current setting; with a kernel they follow
+    the sliders, and setting one from Python moves its slider.
 
     Attributes
     ----------
-    controls : dict of ipywidgets widgets
-        ``kind, K, n_max, ratio, lam_W, lam_H, L, bias``.
-    state : dict
-        The latest :func:`explorer_state` (``None`` if the parameters were invalid).
-    summary : ipywidgets.HTML
-        Messages and the per-mode table.
-    output : ipywidgets.Output
-        Where the figure is drawn.
-    widget : ipywidgets.VBox
+    kind, K, n_max, ratio, lam_W, lam_H, L, bias
+        The setting (see :func:`explorer_state`).
+    state : dict or None
+        :func:`explorer_state` of the current setting, recomputed in Python when a trait
+        changes (``None`` when the setting is invalid).
+    message : str
+        The summary of ``state``, or why the setting cannot be computed.
     """
 
-    def __init__(self, **defaults: Any):
-        import ipywidgets as w
+    _esm = _bundle("svg.mjs", "ui.mjs", "theory_math.mjs", "theory_view.mjs")
+    _css = _static_text("explorer.css")
+    kind = traitlets.Unicode(THEORY_DEFAULTS["kind"]).tag(sync=True)
+    K = traitlets.Int(THEORY_DEFAULTS["K"]).tag(sync=True)
+    n_max = traitlets.Int(THEORY_DEFAULTS["n_max"]).tag(sync=True)
+    ratio = traitlets.Float(THEORY_DEFAULTS["ratio"]).tag(sync=True)
+    lam_W = traitlets.Float(THEORY_DEFAULTS["lam_W"]).tag(sync=True)
+    lam_H = traitlets.Float(THEORY_DEFAULTS["lam_H"]).tag(sync=True)
+    L = traitlets.Int(THEORY_DEFAULTS["L"]).tag(sync=True)
+    bias = traitlets.Bool(THEORY_DEFAULTS["bias"]).tag(sync=True)
+    grids = traitlets.Dict().tag(sync=True)
 
-        unknown = set(defaults) - set(THEORY_DEFAULTS)
-        if unknown:
-            raise TypeError(f"theory_explorer got unknown parameter(s) {sorted(unknown)}; allowed: {sorted(THEORY_DEFAULTS)}")
-        p = {**THEORY_DEFAULTS, **defaults}
-        _check_slider_defaults(p, "theory_explorer")
-        style = {"description_width": "90px"}
-        lay = w.Layout(width="330px")
-        self.controls = dict(
-            kind=w.ToggleButtons(options=list(_KINDS), value=p["kind"], description="profile", style=style),
-            K=w.IntSlider(value=p["K"], min=2, max=12, description="K (classes)", style=style, layout=lay, continuous_update=False),
-            n_max=w.IntSlider(value=p["n_max"], min=10, max=1000, step=10, description="n_max", style=style, layout=lay,
-                              continuous_update=False),
-            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=0, max=3, step=0.05, description="ratio n_max/n_min",
-                                   style=style, layout=lay, continuous_update=False, readout_format=".3g"),
-            lam_W=w.FloatLogSlider(value=p["lam_W"], base=10, min=-4, max=0, step=0.05, description="λ_W",
-                                   style=style, layout=lay, continuous_update=False, readout_format=".2g"),
-            lam_H=w.FloatLogSlider(value=p["lam_H"], base=10, min=-4, max=0, step=0.05, description="λ_H",
-                                   style=style, layout=lay, continuous_update=False, readout_format=".2g"),
-            L=w.IntSlider(value=p["L"], min=1, max=5, description="depth L", style=style, layout=lay, continuous_update=False),
-            bias=w.Checkbox(value=bool(p["bias"]), description="bias (unregularised)", style=style),
-        )  # fmt: skip
-        self.summary = w.HTML()
-        self.output = w.Output()
+    def __init__(self, **params: Any):
+        p = _theory_params(params, "theory_explorer")
+        super().__init__(**p, grids=SLIDER_GRIDS)
         self.state: dict[str, Any] | None = None
         self.message = ""
-        left = w.VBox(list(self.controls.values()) + [self.summary], layout=w.Layout(width="350px"))
-        self.widget = w.HBox([left, self.output])
-        for c in self.controls.values():
-            c.observe(self._on_change, names="value")
+        self.observe(self._on_change, names=list(THEORY_DEFAULTS))
         self.update()
 
     def params(self) -> dict[str, Any]:
-        """Current control values, as keyword arguments of :func:`explorer_state`."""
-        return {k: c.value for k, c in self.controls.items()}
+        """The current setting, as keyword arguments of :func:`explorer_state`."""
+        return {k: getattr(self, k) for k in THEORY_DEFAULTS}
 
     def _on_change(self, change: dict) -> None:
         self.update()
 
     def update(self) -> None:
-        """Recompute the state and redraw; invalid input shows a message, never a traceback."""
-        from IPython.display import display
-
-        p = self.params()
-        self.controls["ratio"].disabled = p["kind"] == "balanced"
+        """Recompute :attr:`state` (the browser recomputes on its own); invalid input sets a message."""
         try:
-            self.state = explorer_state(**p)
+            self.state = explorer_state(**self.params())
         except (ValueError, FloatingPointError, OverflowError) as exc:
             self.state = None
             self.message = f"Cannot compute this setting: {exc}"
-            self.summary.value = f"<div style='color:#b30000'>{html.escape(self.message)}</div>"
             return
         self.message = self.state["summary"]
-        self.summary.value = _messages_html(self.state)
-        with self.output:
-            self.output.clear_output(wait=True)
-            fig = draw_theory(self.state)
-            display(fig)
-            plt.close(fig)
 
 
-def theory_explorer(**defaults: Any):
-    """Interactive explorer of the closed-form optimum (needs a running kernel to recompute).
+def theory_explorer(**defaults: Any) -> TheoryExplorer:
+    """Interactive explorer of the closed-form optimum; it recomputes in the browser.
 
     Controls: count profile (balanced / step / long-tailed), K, n_max, imbalance ratio,
     ``lam_W`` and ``lam_H`` (log sliders), depth L and the bias. Shown: the singular values of
-    the target with the threshold ``s_thr`` and the interlacing bounds, which modes survive,
-    ``W W^T`` and ``M^T M``, and the class means and classifier rows in the plane of the two
-    strongest modes.
+    the target with the threshold ``s_thr`` and the interlacing bounds, which modes survive
+    and their optimal ``x_i``, the class means and classifier rows in the plane of the two
+    strongest modes, ``W W^T`` and ``M^T M``, and the messages of :func:`explorer_state`. No
+    kernel is needed to move the sliders (see the design notes in the module docstring).
 
     Parameters
     ----------
@@ -463,12 +527,17 @@ def theory_explorer(**defaults: Any):
 
     Returns
     -------
-    ipywidgets.Widget
-        An ``HBox``; its ``explorer`` attribute is the :class:`TheoryExplorer` behind it.
+    TheoryExplorer
+
+    Raises
+    ------
+    TypeError
+        For an unknown parameter.
+    ValueError
+        For a value out of range (naming the parameter).
     """
-    ex = TheoryExplorer(**defaults)
-    ex.widget.explorer = ex
-    return ex.widget
+    return TheoryExplorer(**defaults)
+
 
 
 # ============================================================================ the training explorer
@@ -560,10 +629,9 @@ def training_settings(**params: Any) -> dict[str, Any]:
 
 
 def _trained_modes(result: TrainResult) -> np.ndarray:
-    """Singular values of the trained ``W M D`` above 1e-4 of the largest (the surviving modes)."""
-    sv = metrics.wmd_singular_values(result.W, result.means, result.n)
-    top = sv.max() if sv.size else 0.0
-    return sv > 1e-4 * top if top > 0 else np.zeros_like(sv, dtype=bool)
+    """Surviving modes of a trained model: singular values of ``W M D`` above
+    :func:`nclab.metrics.alive_tolerance` (an absolute scale, so a model stuck at the origin has none)."""
+    return metrics.wmd_singular_values(result.W, result.means, result.n) > metrics.alive_tolerance(result.N)
 
 
 def _result_html(result: TrainResult) -> str:
@@ -616,19 +684,23 @@ class TrainingExplorer:
         _check_slider_defaults(p, "training_explorer")
         training_settings(**p)  # checks d and seed too
         self.d, self.seed = p["d"], p["seed"]
-        style = {"description_width": "90px"}
-        lay = w.Layout(width="330px")
+        # Labels wide enough not to be cut, drop-downs rather than button rows (which wrap), and
+        # a layout that stacks the controls above the results on a narrow screen.
+        style = {"description_width": "150px"}
+        lay = w.Layout(width="100%", max_width="440px")
         self.controls = dict(
-            kind=w.ToggleButtons(options=list(_KINDS), value=p["kind"], description="profile", style=style),
+            kind=w.Dropdown(options=list(_KINDS), value=p["kind"], description="profile", style=style, layout=lay),
             K=w.IntSlider(value=p["K"], min=2, max=12, description="K (classes)", style=style, layout=lay),
-            n_max=w.IntSlider(value=p["n_max"], min=10, max=1000, step=10, description="n_max", style=style, layout=lay),
-            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=0, max=3, step=0.05, description="ratio n_max/n_min",
+            n_max=w.IntSlider(value=p["n_max"], min=10, max=1000, step=10, description="n_max (largest class)", style=style,
+                              layout=lay),
+            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=0, max=3, step=0.05, description="ratio n_max / n_min",
                                    style=style, layout=lay, readout_format=".3g"),
-            lam=w.FloatLogSlider(value=p["lam"], base=10, min=-4, max=0, step=0.05, description="λ (all)",
+            lam=w.FloatLogSlider(value=p["lam"], base=10, min=-4, max=0, step=0.05, description="λ (all layers, H)",
                                  style=style, layout=lay, readout_format=".2g"),
             L=w.IntSlider(value=p["L"], min=1, max=5, description="depth L", style=style, layout=lay),
-            bias=w.Checkbox(value=bool(p["bias"]), description="bias (unregularised)", style=style),
-            optimizer=w.ToggleButtons(options=list(_OPTIMIZERS), value=p["optimizer"], description="optimizer", style=style),
+            bias=w.Checkbox(value=bool(p["bias"]), description="unregularised bias", style=style, layout=lay),
+            optimizer=w.Dropdown(options=list(_OPTIMIZERS), value=p["optimizer"], description="optimizer", style=style,
+                                 layout=lay),
             steps=w.IntSlider(value=p["steps"], min=10, max=10000, step=10, description="steps (max)", style=style, layout=lay),
         )  # fmt: skip
         self.button = w.Button(description="Train", button_style="primary", icon="play")
@@ -637,8 +709,10 @@ class TrainingExplorer:
         self.output = w.Output()
         self.result: TrainResult | None = None
         self.message = ""
-        left = w.VBox(list(self.controls.values()) + [self.button, self.status], layout=w.Layout(width="350px"))
-        self.widget = w.HBox([left, w.VBox([self.progress, self.output])])
+        left = w.VBox(list(self.controls.values()) + [self.button, self.status],
+                      layout=w.Layout(flex="1 1 340px", max_width="460px"))  # fmt: skip
+        right = w.VBox([self.progress, self.output], layout=w.Layout(flex="2 1 400px", min_width="0"))
+        self.widget = w.Box([left, right], layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.button.on_click(self._on_click)
 
     def settings(self) -> dict[str, Any]:
@@ -684,6 +758,8 @@ class TrainingExplorer:
 def training_explorer(**defaults: Any):
     """Interactive training of the UFM against its closed-form optimum (needs a running kernel).
 
+    For readers without a kernel, :func:`training_view` shows runs trained in advance.
+
     Pick a count profile, K, a common strength ``lam`` (for every ``lam_W`` and ``lam_H``),
     the depth, the bias, the optimizer and the number of steps, then press *Train*: a
     ``tqdm`` progress bar follows :func:`nclab.train`, and the history and the trained Gram
@@ -698,8 +774,169 @@ def training_explorer(**defaults: Any):
     Returns
     -------
     ipywidgets.Widget
-        An ``HBox``; its ``explorer`` attribute is the :class:`TrainingExplorer` behind it.
+        A ``Box``; its ``explorer`` attribute is the :class:`TrainingExplorer` behind it.
     """
     ex = TrainingExplorer(**defaults)
     ex.widget.explorer = ex
     return ex.widget
+
+
+# ============================================================================ the training view
+
+
+#: The grid of :func:`training_runs` (the precomputed training view): a step profile, and every
+#: combination of the values below. ``lam`` is every ``lam_W`` and ``lam_H``.
+TRAINING_GRID: dict[str, Any] = dict(
+    kind="step", K=4, n_max=200, ratio=(1.0, 4.0, 10.0), lam=(0.002, 0.008, 0.015, 0.025), L=(1, 3),
+    bias=(True, False), init=("default", "small"),
+)  # fmt: skip
+
+#: The setting the training view opens on (the explorers' default: two modes of three survive).
+TRAINING_VIEW_DEFAULTS: dict[str, Any] = dict(ratio=4.0, lam=0.015, L=1, bias=True, init="default")
+
+#: Initialisations of the training view: extra keyword arguments of :func:`nclab.train`.
+_INITS: dict[str, dict[str, Any]] = {"default": {}, "small": dict(init_std=0.05, restarts=1, prune=False)}
+_INIT_LABELS = {
+    "default": "nclab's defaults (initial std 0.5; for L >= 2 two starts and a polishing pass).",
+    "small": "one start from initial std 0.05, no polishing: for L >= 2 this is how modes get lost.",
+}
+_AXES = ("ratio", "lam", "L", "bias", "init")
+
+
+def _sig(values: Any, digits: int = 6) -> Any:
+    """Nested lists of floats rounded to ``digits`` significant digits (small JSON)."""
+    if np.ndim(values) == 0:
+        return float(f"{float(values):.{digits}g}")
+    return [_sig(v, digits) for v in values]
+
+
+def _grid_axes(grid: dict[str, Any]) -> dict[str, list]:
+    axes = {}
+    for name in _AXES:
+        values = list(grid[name]) if isinstance(grid[name], (list, tuple)) else [grid[name]]
+        if not values:
+            raise ValueError(f"{name} must list at least one value for the training grid")
+        axes[name] = values
+    for value in axes["init"]:
+        choice(value, "init", tuple(_INITS))
+    return axes
+
+
+def _stored_run(result: TrainResult, setting: dict[str, Any]) -> dict[str, Any]:
+    """What the training view keeps of one run (JSON-ready, 6 significant digits for arrays)."""
+    h = result.history
+    W, M = result.W, result.means
+    dist = result.distance_to_theory()
+    return dict(
+        **setting, n=[int(v) for v in result.n], steps=int(result.steps), objective=float(result.objective),
+        gap=float(result.gap), n_modes=int(np.sum(_trained_modes(result))),
+        history=dict(step=[int(s) for s in h["step"]], gap=_sig(h["gap"], 3), nc1=_sig(h["nc1"], 3)),
+        W_gram=_sig(W @ W.T), M_gram=_sig(M.T @ M), dist=dict(W_gram=float(dist["W_gram"]), M_gram=float(dist["M_gram"])),
+    )  # fmt: skip
+
+
+def training_runs(*, d: int | None = None, seed: int = 0, progress: bool = True, **grid: Any) -> dict[str, Any]:
+    """Train the UFM on every setting of a grid, for the precomputed training view.
+
+    Every run is ``nclab.train(**training_settings(...))``: L-BFGS with the features as free
+    parameters, logging NC1 and the relative gap to the closed form, with the initialisation
+    ``"default"`` (nclab's defaults) or ``"small"`` (one start from standard deviation 0.05, no
+    polishing pass: how depth loses modes, chapter 5). The book runs this when it is built,
+    so the static page steps through real training results without a kernel.
+
+    Parameters
+    ----------
+    d : int, optional
+        Feature width (default ``max(2K, 4)``).
+    seed : int, default 0
+        Initialisation seed of every run.
+    progress : bool, default True
+        Show a ``tqdm.auto`` bar over the runs.
+    **grid
+        Any of :data:`TRAINING_GRID`: ``kind, K, n_max`` (the profile) and the values of
+        ``ratio, lam, L, bias, init`` (a single value or a sequence each).
+
+    Returns
+    -------
+    dict
+        ``profile`` (kind, K, n_max), ``d``, ``seed``, ``axes`` (the values of each grid axis),
+        ``init_labels`` and ``runs``: per setting, the setting, ``n``, ``steps``, ``objective``,
+        ``gap``, ``n_modes`` (surviving modes of the trained ``W M D``), ``history`` (``step``,
+        ``gap``, ``nc1``), the trained ``W_gram`` and ``M_gram`` (K, K) and ``dist`` (their
+        relative distances to the theory). About 1.5 kB a run.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = set(grid) - set(TRAINING_GRID)
+    if unknown:
+        raise TypeError(f"unknown grid parameter(s) {sorted(unknown)}; allowed: {sorted(TRAINING_GRID)}")
+    g = {**TRAINING_GRID, **grid}
+    axes = _grid_axes(g)
+    settings = [dict(zip(_AXES, combo)) for combo in itertools.product(*(axes[a] for a in _AXES))]
+    runs = []
+    for s in tqdm(settings, desc="training runs", disable=not progress):
+        kwargs = training_settings(kind=g["kind"], K=g["K"], n_max=g["n_max"], ratio=s["ratio"], lam=s["lam"], L=s["L"],
+                                   bias=s["bias"], d=d, seed=seed)  # fmt: skip
+        result = train(**{**kwargs, "steps": None, **_INITS[s["init"]]}, progress=False)
+        runs.append(_stored_run(result, s))
+    return dict(profile=dict(kind=g["kind"], K=int(g["K"]), n_max=int(g["n_max"])), d=int(kwargs["d"]), seed=seed,
+                axes=axes, init_labels={k: _INIT_LABELS[k] for k in axes["init"]}, runs=runs)  # fmt: skip
+
+
+class TrainingView(anywidget.AnyWidget):
+    """The precomputed training view: step through stored runs, compared with the theory in the browser.
+
+    Attributes
+    ----------
+    runs : dict
+        The output of :func:`training_runs`.
+    ratio, lam, L, bias, init
+        The selected setting (one value of each axis of ``runs``).
+    """
+
+    _esm = _bundle("svg.mjs", "ui.mjs", "theory_math.mjs", "training_view.mjs")
+    _css = _static_text("explorer.css")
+    runs = traitlets.Dict().tag(sync=True)
+    ratio = traitlets.Float().tag(sync=True)
+    lam = traitlets.Float().tag(sync=True)
+    L = traitlets.Int().tag(sync=True)
+    bias = traitlets.Bool().tag(sync=True)
+    init = traitlets.Unicode().tag(sync=True)
+
+    def __init__(self, runs: dict[str, Any], **selection: Any):
+        unknown = set(selection) - set(_AXES)
+        if unknown:
+            raise TypeError(f"training_view got unknown parameter(s) {sorted(unknown)}; allowed: {list(_AXES)}")
+        axes = runs["axes"]
+        chosen = {}
+        for name in _AXES:
+            default = TRAINING_VIEW_DEFAULTS[name] if TRAINING_VIEW_DEFAULTS[name] in axes[name] else axes[name][0]
+            value = selection.get(name, default)
+            if value not in axes[name]:
+                raise ValueError(f"{name} must be one of the trained values {axes[name]}; got {value!r}")
+            chosen[name] = value
+        super().__init__(runs=runs, **chosen)
+
+    def run(self) -> dict[str, Any]:
+        """The stored run of the selected setting."""
+        key = tuple(getattr(self, a) for a in _AXES)
+        return next(r for r in self.runs["runs"] if tuple(r[a] for a in _AXES) == key)
+
+
+def training_view(runs: dict[str, Any] | None = None, **selection: Any) -> TrainingView:
+    """Trained runs over a grid, shown against the closed form; works without a kernel.
+
+    Parameters
+    ----------
+    runs : dict, optional
+        The output of :func:`training_runs`; trained on :data:`TRAINING_GRID` when omitted
+        (about a minute on a laptop CPU).
+    **selection
+        The setting shown first: any of ``ratio, lam, L, bias, init`` (defaults
+        :data:`TRAINING_VIEW_DEFAULTS` when they are on the grid).
+
+    Returns
+    -------
+    TrainingView
+    """
+    return TrainingView(training_runs() if runs is None else runs, **selection)

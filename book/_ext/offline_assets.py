@@ -11,7 +11,11 @@ network, formulas stay as raw TeX and widgets do not draw.
 * points ``mathjax_path`` and ``nb_ipywidgets_js`` at ``_static/offline/...`` in the build,
 * copies the files there (into the *build output* only: nothing is added to the source
   ``_static/`` folder, whose every ``.js`` file Jupyter Book injects into every page), plus a
-  three-line ``require-paths.js`` that tells require.js where the widget manager's fonts are.
+  three-line ``require-paths.js`` that tells require.js where the widget manager's fonts are;
+* copies anywidget's front end (an AMD module shipped in the ``anywidget`` Python package,
+  ``anywidget/nbextension/index.js``) to ``_static/offline/anywidget/`` and maps the module
+  name ``anywidget`` to it in ``require-paths.js``: the explorers of ``nclab.widgets`` are
+  anywidget widgets, and the widget manager would otherwise fetch that module from a CDN.
 
 When ``node_modules/`` is absent the CDN defaults stay, so ``jupyter-book build .`` works
 without npm. The environment variable ``BOOK_OFFLINE_ASSETS`` overrides the choice:
@@ -30,6 +34,7 @@ cache is kept).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -76,9 +81,14 @@ WIDGETS_CONFIG_BODY = """\
   ["html-manager", "base", "base7", "controls", "controls7"].forEach(function (m) {
     paths["@jupyter-widgets/" + m] = dir + "/" + m;
   });
+  /* anywidget's front end, copied from the Python package (nclab's explorers use it). */
+  paths["anywidget"] = dir.replace(/\\/[^\\/]*$/, "") + "/anywidget/index";
   window.require.config({paths: paths});
 })();
 """
+#: anywidget's AMD front end inside the installed Python package, and its copy in the build.
+ANYWIDGET_JS = ("nbextension", "index.js")
+ANYWIDGET_DEST = f"{DEST}/anywidget/index.js"  # relative to _static/
 #: Third-party widget modules (none of the book's own) would still come from this CDN.
 WIDGETS_CDN = "https://cdn.jsdelivr.net/npm/"
 
@@ -152,11 +162,29 @@ def _copy_assets(app: Sphinx) -> None:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest)
                 copied += 1
+    copied += _copy_anywidget(Path(app.outdir) / "_static" / ANYWIDGET_DEST)
     config_js = Path(app.outdir) / "_static" / WIDGETS_CONFIG_JS
     if not config_js.is_file() or config_js.read_text(encoding="utf-8") != WIDGETS_CONFIG_BODY:
         config_js.write_text(WIDGETS_CONFIG_BODY, encoding="utf-8")
         copied += 1
     logger.info("[offline_assets] %d file(s) copied to %s", copied, dest_root)
+
+
+def _copy_anywidget(dest: Path) -> int:
+    """Copy anywidget's front end from the installed Python package; 1 if copied, else 0."""
+    spec = importlib.util.find_spec("anywidget")
+    if spec is None or not spec.submodule_search_locations:
+        logger.warning("[offline_assets] the anywidget package is not installed: pages with "
+                       "anywidget widgets would load its front end from a CDN")
+        return 0
+    src = Path(spec.submodule_search_locations[0]).joinpath(*ANYWIDGET_JS)
+    if not src.is_file():
+        raise ConfigError(f"[offline_assets] {src} is missing: reinstall anywidget")
+    if dest.is_file() and dest.read_bytes() == src.read_bytes():
+        return 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dest)
+    return 1
 
 
 def setup(app: Sphinx) -> dict:
