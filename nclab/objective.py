@@ -257,14 +257,7 @@ def exact_features(layers: Sequence[Any], n: Any, lam_H: Any, *, bias: bool = Tr
     b : array, shape (..., K), or None
         Optimal bias, ``n / N`` (None without bias).
     """
-    bias = _validate.boolean(bias, "bias")
-    layers = _layers(layers)
-    K = layers[-1].shape[-2]
-    n = _matrix(n, "n", 1)
-    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
-    if not _validate.is_tensor(n) and np.any(n <= 0):
-        raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
-    lam_H = _strength(lam_H, "lam_H", strict=True)
+    layers, n, lam_H, bias = _layers_counts(layers, n, lam_H, bias)
     if not _validate.is_tensor(n) and not _validate.is_tensor(lam_H) and not np.all(np.isfinite(n.sum(-1) * lam_H)):
         raise ValueError(f"lam_H: N lam_H must be a finite float; got N = {np.max(n.sum(-1)):g}, lam_H = {np.max(lam_H):g}")
     return _exact_features(layers, n, lam_H, bias)
@@ -388,8 +381,9 @@ def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam
     return _finite_value(_projected_objective(*_projected_args(layers, n, lam_W, lam_H, bias)))
 
 
-def _projected_args(layers: Any, n: Any, lam_W: Any, lam_H: Any, bias: Any) -> tuple[list, Any, list, Any, bool]:
-    """The arguments of :func:`projected_objective` checked (``lam_W`` one strength per layer)."""
+def _layers_counts(layers: Any, n: Any, lam_H: Any, bias: Any) -> tuple[list, Any, Any, bool]:
+    """Layers, counts (one per row of ``W_L``, > 0), ``lam_H > 0`` and ``bias`` checked, as
+    :func:`exact_features` and :func:`projected_objective` take them."""
     bias = _validate.boolean(bias, "bias")
     layers = _layers(layers)
     K = layers[-1].shape[-2]
@@ -397,7 +391,13 @@ def _projected_args(layers: Any, n: Any, lam_W: Any, lam_H: Any, bias: Any) -> t
     _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
     if not _validate.is_tensor(n) and np.any(n <= 0):
         raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
-    return layers, n, _layer_strengths(lam_W, len(layers)), _strength(lam_H, "lam_H", strict=True), bias
+    return layers, n, _strength(lam_H, "lam_H", strict=True), bias
+
+
+def _projected_args(layers: Any, n: Any, lam_W: Any, lam_H: Any, bias: Any) -> tuple[list, Any, list, Any, bool]:
+    """The arguments of :func:`projected_objective` checked (``lam_W`` one strength per layer)."""
+    layers, n, lam_H, bias = _layers_counts(layers, n, lam_H, bias)
+    return layers, n, _layer_strengths(lam_W, len(layers)), lam_H, bias
 
 
 def _projected_objective(layers: list, n: Any, lam_W: list, lam_H: Any, bias: bool) -> Any:
