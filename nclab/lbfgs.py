@@ -28,6 +28,9 @@ import torch
 
 from . import _validate
 
+#: Numbers (trial points x parameters) one batched evaluation of the line search may hold.
+PROBE = 2**16
+
 __all__ = ["BatchedLBFGS"]
 
 #: ``fun(theta, rows)``: objective values (b,) of the problems ``rows`` (b,) at ``theta`` (b, P).
@@ -182,19 +185,7 @@ class BatchedLBFGS:
             new_x[keep], new_f[keep], new_g[keep] = x[keep], f[keep], g[keep]
         failed = None
         if bool(searching.any()):
-            idx = searching.nonzero().flatten()
-            alpha = torch.ones_like(f)
-            new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], g[idx]
-            for _ in range(49):
-                alpha[idx] *= 0.5
-                trial = x[idx] + alpha[idx, None] * p[idx]
-                f_t, g_t = self._evaluate(trial, self._rows[idx])
-                ok = torch.isfinite(f_t) & (f_t <= f[idx] + 1e-4 * alpha[idx] * gtp[idx])
-                acc = idx[ok]
-                new_x[acc], new_f[acc], new_g[acc] = trial[ok], f_t[ok], g_t[ok]
-                idx = idx[~ok]
-                if idx.numel() == 0:
-                    break
+            idx = self._backtrack(searching.nonzero().flatten(), x, f, gtp, p, new_x, new_f, new_g)
             if idx.numel():
                 failed = torch.zeros_like(searching)
                 failed[idx] = True  # no decrease found along p
@@ -226,6 +217,33 @@ class BatchedLBFGS:
             finished = finished | failed
         if bool(finished.any()):
             self._finish(finished)
+
+    def _backtrack(self, idx: torch.Tensor, x: torch.Tensor, f: torch.Tensor, gtp: torch.Tensor, p: torch.Tensor,
+                   new_x: torch.Tensor, new_f: torch.Tensor, new_g: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """Armijo backtracking ``alpha = 1/2, 1/4, ...`` (49 halvings at most) for the active problems ``idx``,
+        writing the accepted points into ``new_x, new_f, new_g`` (the old point where none is found);
+        returns the problems that found no decrease.
+
+        Several halvings are tried in one batched evaluation while they fit in :data:`PROBE`
+        numbers: on small problems the cost of an evaluation is its overhead, not its arithmetic.
+        The first accepted step of the sequence is kept, as a one-at-a-time search would keep it.
+        """
+        new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], self._g[idx]
+        P, halvings = x.shape[1], 1
+        while idx.numel() and halvings <= 49:
+            width = max(1, min(8, 50 - halvings, PROBE // (idx.numel() * P)))
+            alphas = 0.5 ** torch.arange(halvings, halvings + width, dtype=x.dtype, device=x.device)  # exact powers of two
+            trial = x[idx, None, :] + alphas[None, :, None] * p[idx, None, :]  # (s, width, P)
+            f_t, g_t = self._evaluate(trial.reshape(-1, P), self._rows[idx].repeat_interleave(width))
+            f_t = f_t.reshape(-1, width)
+            ok = torch.isfinite(f_t) & (f_t <= f[idx, None] + 1e-4 * alphas[None, :] * gtp[idx, None])
+            found = ok.any(1)
+            first = ok.to(torch.int8).argmax(1)[found]  # the largest accepted step
+            acc = idx[found]
+            new_x[acc], new_f[acc] = trial[found, first], f_t[found, first]
+            new_g[acc] = g_t.reshape(-1, width, P)[found, first]
+            idx, halvings = idx[~found], halvings + width
+        return idx
 
     def _finish(self, finished: torch.Tensor) -> None:
         """Mark the active problems ``finished`` (a mask over them) done and drop them from the active state."""
