@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/run.py [--quick] [--json FILE] [--device cpu|cuda] [--threads N]
+    python benchmarks/run.py [--quick] [--json FILE [--append]] [--device cpu|cuda] [--threads N]
+                             [--only KIND,...] [--scale-size quick|imagenet]
     python benchmarks/run.py --markdown FILE [--readme README.md]
 
 Records (one line each in the printed table; a list of dicts with ``--json``):
@@ -43,7 +44,10 @@ Records (one line each in the printed table; a list of dicts with ``--json``):
     Median compute time of one theory-explorer update (:func:`nclab.widgets.explorer_state`:
     counts, closed form and figure data, no drawing) over random slider positions.
 
-Every device present runs every record unless ``--device`` picks one. ``--quick`` runs the
+Every device present runs every record unless ``--device`` picks one; ``--only`` picks record
+kinds, ``--scale-size`` the size of the scale records, and ``--append`` adds the records to
+those of an earlier run in the JSON file (each record carries its ``torch_threads`` and, when
+appended, the ``load_average`` at the start of its run). ``--quick`` runs the
 smaller set (a few minutes on a 2-core CPU); the full run adds problems and sizes.
 ``--markdown FILE`` prints the README's tables from a JSON file of records, and with
 ``--readme`` writes them between the markers ``<!-- benchmarks:start -->`` and
@@ -461,6 +465,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", metavar="FILE", help="write the records as a JSON list to FILE")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="run on this device only (default: every device present)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", metavar="KINDS", help="comma-separated record kinds to run (default: all), e.g. scale")
+    parser.add_argument("--scale-size", choices=["quick", "imagenet"],
+                        help="size of the scale records (default: imagenet, quick with --quick)")
+    parser.add_argument("--append", action="store_true", help="with --json: add the records to those already in FILE")
     parser.add_argument("--markdown", metavar="FILE", help="print the README tables of the records in FILE (no run)")
     parser.add_argument("--readme", metavar="FILE", help="with --markdown: write the tables into FILE between the markers")
     parser.add_argument("--measure", metavar="SPEC", help=argparse.SUPPRESS)  # one call, in a subprocess
@@ -486,18 +494,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"nclab {m['nclab']} | torch {m['torch']} ({m['torch_threads']} threads) | {m['cpu']}, {m['cores']} cores | GPU: {m['gpu'] or 'none'}")
 
     def add(rec: dict) -> None:
+        rec.setdefault("torch_threads", torch.get_num_threads())
         records.append(rec)
         print(_fmt_row(rec), flush=True)
 
-    add(widget_update(100 if args.quick else 400))
+    kinds = set(args.only.split(",")) if args.only else set(TARGETS)
+    unknown = kinds - set(TARGETS)
+    if unknown:
+        parser.error(f"--only: unknown record kinds {sorted(unknown)}; choose from {sorted(TARGETS)}")
+    if "widget-update" in kinds:
+        add(widget_update(100 if args.quick else 400))
     for dev in devices:
         warm_up(dev)
-        for p, how in problems(args.quick):
+        for p, how in problems(args.quick) if "time-to-optimum" in kinds else ():
             add(time_to_optimum(p, dev, free=not args.quick, **how))
-        for L in (1, 3) if args.quick else (1, 2, 3):
+        for L in ((1, 3) if args.quick else (1, 2, 3)) if "batched-sweep" in kinds else ():
             add(batched_sweep(L, dev))
-        add(n_independence(dev, threads=args.threads))
-        K, d, n_max = QUICK_SCALE if args.quick else IMAGENET
+        if "n-independence" in kinds:
+            add(n_independence(dev, threads=args.threads))
+        if "scale" not in kinds:
+            continue
+        size = args.scale_size or ("quick" if args.quick else "imagenet")
+        K, d, n_max = QUICK_SCALE if size == "quick" else IMAGENET
         for L in (1, 3):
             add(scale(dev, L, K=K, d=d, n_max=n_max, threads=args.threads))
         if not args.quick:
@@ -505,6 +523,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 add(scale(dev, 1, K=K_, d=d_, n_max=n_max, series="growth", threads=args.threads))
 
     if args.json:
+        if args.append and os.path.exists(args.json):
+            with open(args.json) as fh:
+                earlier = json.load(fh)
+            records = earlier + [dict(r, load_average=m.get("load_average")) for r in records[1:]]
         with open(args.json, "w") as fh:
             json.dump(records, fh, indent=1)
         print(f"wrote {len(records)} records to {args.json}")

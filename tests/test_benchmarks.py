@@ -86,3 +86,15 @@ def test_cuda_without_gpu_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--device", "cuda"])
     assert "no CUDA GPU is available" in capsys.readouterr().err
+
+
+def test_only_some_kinds_appended_to_an_earlier_run(tmp_path, capsys):
+    out = tmp_path / "records.json"
+    bench.main(["--quick", "--device", "cpu", "--only", "widget-update", "--json", str(out)])
+    bench.main(["--quick", "--device", "cpu", "--only", "widget-update", "--json", str(out), "--append"])
+    records = json.loads(out.read_text())
+    assert [r["name"] for r in records] == ["machine", "widget-update", "widget-update"]
+    assert "load_average" in records[2] and records[1]["torch_threads"] >= 1
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "speed"])
+    assert "unknown record kinds ['speed']" in capsys.readouterr().err
