@@ -424,6 +424,15 @@ def _fmt_row(rec: dict) -> str:
     return f"{rec['name']:<16} {rec.get('device', ''):<5} {what:<58} {ours:<52} {peer:<44} {verdict}{mark}"
 
 
+def _threads(rec: dict) -> str:
+    """``, N threads`` (and the load average when the record was appended by another run), if recorded."""
+    if "torch_threads" not in rec:
+        return ""
+    n = rec["torch_threads"]
+    load = f", load {rec['load_average']:.1f}" if rec.get("load_average") is not None else ""
+    return f", {n} thread{'s' if n != 1 else ''}{load}"
+
+
 def markdown(records: list[dict]) -> str:
     """The README's tables: one row per record, and the growth of the cost with K and d."""
     lines = ["| record | problem | nclab | reference | result (target) |", "| --- | --- | --- | --- | --- |"]
@@ -431,7 +440,7 @@ def markdown(records: list[dict]) -> str:
         if rec["name"] == "machine" or rec.get("series"):
             continue
         what, ours, peer = _cells(rec)
-        lines.append(f"| {rec['name']} ({rec.get('device', 'cpu')}) | {what} | {ours} | {peer} | {_verdict(rec)[0]} |")
+        lines.append(f"| {rec['name']} ({rec.get('device', 'cpu')}{_threads(rec)}) | {what} | {ours} | {peer} | {_verdict(rec)[0]} |")
     growth = sorted((r for r in records if r["name"] == "scale" and r["L"] == 1), key=lambda r: (r["K"], r["d"]))
     if len(growth) > 1:
         lines += ["", "Growth of one default call (L = 1, long-tailed profile, ratio 10, λ = "
