@@ -443,8 +443,8 @@ def markdown(records: list[dict]) -> str:
         lines.append(f"| {rec['name']} ({rec.get('device', 'cpu')}{_threads(rec)}) | {what} | {ours} | {peer} | {_verdict(rec)[0]} |")
     growth = sorted((r for r in records if r["name"] == "scale" and r["L"] == 1), key=lambda r: (r["K"], r["d"]))
     if len(growth) > 1:
-        lines += ["", "Growth of one default call (L = 1, long-tailed profile, ratio 10, λ = "
-                  f"{growth[0]['lam']:g}):", "", "| K | d | N | modes | seconds | iterations | seconds / iteration | peak memory |",
+        lines += ["", "Growth of one default call (L = 1, long-tailed profile, ratio 10, the same λN = "
+                  f"{growth[0]['lam'] * growth[0]['N']:.3g}):", "", "| K | d | N | modes | seconds | iterations | seconds / iteration | peak memory |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
         for r in growth:
             lines.append(f"| {r['K']} | {r['d']} | {r['N']:,} | {r['n_active']} | {r['nclab_total_seconds']:.1f} | {r['steps']} | "
