@@ -263,14 +263,20 @@ def exact_features(layers: Sequence[Any], n: Any, lam_H: Any, *, bias: bool = Tr
     return _exact_features(layers, n, lam_H, bias)
 
 
-def _exact_features(layers: list, n: Any, lam_H: Any, bias: bool) -> tuple[Any, Any]:
-    """:func:`exact_features` without its checks, for inner loops."""
+def _product_and_ridge(layers: list, n: Any, lam_H: Any) -> tuple[Any, Any, Any, Any]:
+    """``W``, ``W^T``, ``N`` and the ridge ``N lam_H`` (shaped to add to a batch of matrices)."""
     W = _product(layers)
     WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
     N = n.sum(-1)
     ridge = N * lam_H
     if getattr(ridge, "ndim", 0):
         ridge = ridge[..., None, None]
+    return W, WT, N, ridge
+
+
+def _exact_features(layers: list, n: Any, lam_H: Any, bias: bool) -> tuple[Any, Any]:
+    """:func:`exact_features` without its checks, for inner loops."""
+    W, WT, N, ridge = _product_and_ridge(layers, n, lam_H)
     A = WT @ W + ridge * _eye(W.shape[-1], W)
     rhs, b = WT, None
     if bias:
@@ -405,11 +411,7 @@ def _projected_objective(layers: list, n: Any, lam_W: list, lam_H: Any, bias: bo
     W = _product(layers)
     if not _is_numpy(W):
         n = n.to(dtype=W.dtype, device=W.device)
-    WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
-    N = n.sum(-1)
-    ridge = N * lam_H
-    if getattr(ridge, "ndim", 0):
-        ridge = ridge[..., None, None]
+    W, WT, _, ridge = _product_and_ridge([W], n, lam_H)
     A = W @ WT + ridge * _eye(W.shape[-2], W)
     C = _projection_target(n, bias)
     if _is_numpy(W):
