@@ -288,8 +288,11 @@ def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tup
                 at(k)
     per = max(1, CHUNK // P)
     pending: list[tuple[int, torch.Tensor]] = []
+    held = 0  # candidates in pending
 
     def flush() -> None:
+        nonlocal held
+        held = 0
         if pending:
             cands = torch.cat([c for _, c in pending])
             owners = torch.cat([torch.full((len(c),), i, device=cands.device) for i, c in pending])
@@ -300,9 +303,10 @@ def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tup
             pending.clear()
 
     for i, cands in whole:
-        if pending and sum(len(c) for _, c in pending) + len(cands) > per:
+        if pending and held + len(cands) > per:
             flush()
         pending.append((i, cands))
+        held += len(cands)
     flush()
     return best
 
