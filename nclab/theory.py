@@ -201,7 +201,8 @@ def secular_roots(n: Sequence[float] | np.ndarray) -> np.ndarray:
 
     A count value ``v`` repeated ``m`` times gives ``s^2 = v`` with multiplicity ``m - 1``; between
     consecutive distinct counts ``v_{j+1} < v_j`` there is exactly one root of
-    ``sum_j m_j v_j / (v_j - t) = 0`` (found by Brent's method); and ``s = 0`` closes the list.
+    ``sum_j m_j v_j / (v_j - t) = 0`` (found by Brent's method, :func:`scipy.optimize.brentq`);
+    and ``s = 0`` closes the list.
 
     Returns
     -------

@@ -128,7 +128,7 @@ def test_colab_edition_installs_otter_and_fetches_public_tests(tmp_path):
     text = "\n".join(c.source for c in student.cells)
     assert "%pip install -q otter-grader" in text
     assert 'otter.Notebook(tests_url_prefix="https://example.org/ps1/")' in text
-    assert "nclab @ git+https://github.com/nclab-book/neural-collapse-imbalance" in text  # the setup cell installs nclab
+    assert "nclab[train,widgets,nets] @ git+https://github.com/nclab-book/neural-collapse-imbalance@v" in text  # the install cell
 
 
 def test_otter_run_grades_the_solutions_without_containers(dist, tmp_path):

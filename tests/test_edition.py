@@ -7,6 +7,7 @@ Colab, Binder and download buttons open the edition (those skip without ``_build
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -130,7 +131,7 @@ def test_theorems_proofs_and_references_render_with_the_books_numbers(tmp_path):
             "[Part two](https://org.github.io/repo/book/second.html#sec-two), "
             "[(2.1)](https://org.github.io/repo/book/second.html#eq-far), "
             "[Second](https://org.github.io/repo/book/second.html), "
-            "[simplex ETF](https://org.github.io/repo/book/glossary.html#term-simplex-etf) and "
+            "[simplex ETF](https://org.github.io/repo/book/glossary.html#term-simplex-ETF) and "
             "[the extra one](https://org.github.io/repo/book/extra.html#thm-extra).") in body
     references = out[-1]
     assert references.startswith("## References\n\n- Jones et al. [2021]: ")
@@ -194,6 +195,8 @@ def test_code_cells_and_outputs_are_copied_unchanged(tmp_path):
     ("(dangling)=\n\nText.", None),  # a target before a paragraph: dropped silently is fine
     ("```{solution-end}\n```", r"\{solution-end\} without \{solution-start\}"),
     ("Term\n: definition", r"MyST definition list left"),
+    ("{py:func}`numpy.dot`", r"\{py:func\}`numpy.dot`: the edition links only names of nclab"),
+    ("{py:func}`nclab.theory.target`", r"the book has no API page for nclab.theory"),
 ])
 def test_unknown_constructs_fail_loudly_naming_file_and_cell(tmp_path, markdown, message):
     if message is None:
@@ -202,6 +205,28 @@ def test_unknown_constructs_fail_loudly_naming_file_and_cell(tmp_path, markdown,
     with pytest.raises(je.EditionError, match=message) as info:
         _convert(tmp_path, "# First", markdown)
     assert str(info.value).startswith("book/first.ipynb, cell 1:")
+
+
+def test_python_roles_link_to_the_api_pages(tmp_path):
+    _book(tmp_path, _nb("# First"))
+    (tmp_path / "book" / "api").mkdir()
+    (tmp_path / "book" / "api" / "index.md").write_text("# API reference\n")
+    (tmp_path / "book" / "api" / "theory.md").write_text("# nclab.theory\n")
+    toc = copy.deepcopy(TOC)
+    toc["parts"].append({"caption": "API", "chapters": [
+        {"file": "book/api/index", "sections": [{"file": "book/api/theory"}]}]})
+    (tmp_path / "_toc.yml").write_text(yaml.safe_dump(toc))
+    book = je.Book.load(tmp_path)
+    nb = book.convert(_nb("# First", "{py:func}`nclab.theory.global_minimizer`, {py:mod}`nclab.theory`, "
+                          "{func}`~nclab.theory.target`, {py:class}`the optimum <nclab.theory.GlobalMinimizer>` "
+                          "and {py:func}`nclab.train`."), "book/first.ipynb")
+    api = "https://org.github.io/repo/book/api/"
+    assert nb.cells[1].source == (
+        f"[`nclab.theory.global_minimizer()`]({api}theory.html#nclab.theory.global_minimizer), "
+        f"[`nclab.theory`]({api}theory.html#module-nclab.theory), "
+        f"[`target()`]({api}theory.html#nclab.theory.target), "
+        f"[`the optimum`]({api}theory.html#nclab.theory.GlobalMinimizer) "
+        f"and [`nclab.train()`]({api}index.html#nclab.train).")
 
 
 def test_an_output_using_the_books_macros_is_refused(tmp_path):

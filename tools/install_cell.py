@@ -9,7 +9,10 @@ and matplotlib that the host already has stay.
 
 Where nclab comes from is set in one place, derived from two facts the project already
 states once: the repository (``repository.url`` in ``_config.yml``) and the package version
-(``pyproject.toml``), giving ``nclab @ git+<repository>@v<version>`` (the release tag). A
+(``nclab.__version__``, which ``pyproject.toml`` reads too), giving
+``nclab[train,widgets,nets] @ git+<repository>@v<version>`` (the release tag, with the extras
+the chapters use: PyTorch training, the explorers, the network of chapter 6; pip leaves each
+one that is already installed and recent enough alone). A
 reader or a test overrides it with the environment variable ``NCLAB_PIP_SOURCE`` (a wheel, a
 local checkout, any pip requirement), which the cell reads.
 
@@ -18,7 +21,8 @@ The cell carries the tags ``nclab-install`` (how this script finds it again) and
 
 Usage (from the repository root)::
 
-    python tools/install_cell.py                 # every notebook page of _toc.yml
+    python tools/install_cell.py                 # every notebook page of _toc.yml and the
+                                                 # assignments' otter masters (assignments/)
     python tools/install_cell.py book/X.ipynb    # only these notebooks
     python tools/install_cell.py --check         # exit 1 if a notebook lacks the current cell
 
@@ -29,8 +33,8 @@ rebuild the Jupyter edition (``python tools/jupyter_edition.py``).
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -40,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jupyter_edition import ROOT, Book  # noqa: E402  (tools/ is not a package)
 
 TAG = "nclab-install"
+#: The extras of pyproject.toml the chapters, the explorers and the problem sets import.
+EXTRAS = "train,widgets,nets"
 TAGS = [TAG, "remove-cell"]
 ENV_VAR = "NCLAB_PIP_SOURCE"
 
@@ -62,8 +68,20 @@ def install_source(root: Path = ROOT) -> str:
     """The pip requirement the cell installs by default: the repository at the release tag."""
     config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
     url = config["repository"]["url"].rstrip("/")
-    version = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
-    return f"nclab @ git+{url}@v{version}"
+    return f"nclab[{EXTRAS}] @ git+{url}@v{package_version(root)}"
+
+
+def package_version(root: Path = ROOT) -> str:
+    """``nclab.__version__``, read from the source without importing the package.
+
+    The single source of the version: ``pyproject.toml`` takes it from there too
+    (``[tool.setuptools.dynamic]``).
+    """
+    tree = ast.parse((root / "nclab" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise ValueError(f"{root / 'nclab' / '__init__.py'}: no __version__ = '...' assignment")
 
 
 def cell_source(root: Path = ROOT) -> str:
@@ -105,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook of _toc.yml")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a cell is missing")
     args = parser.parse_args(argv)
-    paths = args.notebooks or Book.load(ROOT).notebooks()
+    paths = args.notebooks or [*Book.load(ROOT).notebooks(), *sorted((ROOT / "assignments").glob("*.ipynb"))]
     source, bad = cell_source(ROOT), 0
     for path in paths:
         nb = nbformat.read(path, as_version=4)

@@ -15,6 +15,9 @@ renders (``jupyter/`` mirrors ``book/``):
   references list, formatted from ``book/references.bib``, in a last cell;
 * cross-references become their text (``Theorem 4.1``, ``(4.2)``), linked to the online book
   when they point into another page (the base URL is ``html.baseurl`` in ``_config.yml``);
+* links to the API reference (``{py:func}`nclab.theory.global_minimizer```, ``{py:mod}``, ...)
+  become the name in code, linked to its entry on the module's page of the online book
+  (``book/api/<module>``; names at the top level of ``nclab`` are on ``book/api/index``);
 * code cells, their outputs and their metadata are copied unchanged, so the edition executes
   exactly like the source and passes the same strict nbval.
 
@@ -96,6 +99,13 @@ KNOWN_OPTIONS = {
 #: The two roles that cite, and how (textual: ``Liu [2024]``, parenthetical: ``[Liu, 2024]``).
 CITE_ROLES = {"cite:t": "textual", "cite:ts": "textual", "cite:p": "parenthetical",
               "cite:ps": "parenthetical"}
+#: Roles of Sphinx's Python domain (with or without ``py:``), and whether the book shows the
+#: name with ``()`` as Sphinx does for functions and methods.
+PY_ROLES = {kind: kind in ("func", "meth") for kind in
+            ("mod", "func", "class", "meth", "attr", "data", "exc", "obj")}
+#: The API reference: one page per module of the package, ``API_DIR/<module>``, and the
+#: top-level names on ``API_DIR/index``.
+API_PACKAGE, API_DIR = "nclab", "book/api"
 
 _FENCE_OPEN = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})(?P<info>[^`]*)$")
 _DIRECTIVE_INFO = re.compile(r"^\s*\{(?P<name>[^}\s]+)\}\s*(?P<arg>.*?)\s*$")
@@ -514,10 +524,14 @@ def _kind(name: str | None) -> str | None:
 
 
 def _glossary_terms(body: str) -> dict[str, str]:
-    """Glossary terms (the unindented lines) and the anchor ids Sphinx gives them."""
-    from docutils.nodes import make_id
+    """Glossary terms (the unindented lines) and the anchor ids Sphinx gives them.
 
-    return {line.strip().lower(): make_id("term-" + line.strip())
+    Sphinx's ids keep the case of the term (``term-NC1``, ``term-simplex-ETF``): its
+    ``_make_id`` is docutils' ``make_id`` without the lower-casing, so it is the one to use.
+    """
+    from sphinx.util.nodes import _make_id
+
+    return {line.strip().lower(): _make_id("term-" + line.strip())
             for line in body.split("\n") if line.strip() and not line[0].isspace()}
 
 
@@ -764,6 +778,8 @@ class _Converter:
             return self._cite(CITE_ROLES[name], content)
         if name in ("prf:ref", "ref", "numref", "eq"):
             return self._ref(name, content)
+        if name.removeprefix("py:") in PY_ROLES:
+            return self._py(name.removeprefix("py:"), content)
         handler = {
             "doc": self._doc, "term": self._term, "math": lambda c: f"${self._tex(c)}$",
             "sub": lambda c: f"<sub>{c}</sub>", "sup": lambda c: f"<sup>{c}</sup>",
@@ -786,6 +802,28 @@ class _Converter:
         if target.docname == self.ctx.docname:
             return text
         return f"[{text}]({self.book.url(target.docname, label)})"
+
+    def _py(self, kind: str, content: str) -> str:
+        """``{py:func}`nclab.theory.global_minimizer``` -> the name in code, linked to its API entry.
+
+        Sphinx's display rules: ``~`` shows the last part of the name only, functions and
+        methods get ``()``, ``text <name>`` shows the text.
+        """
+        text, name = _explicit(content)
+        short, name = name.startswith("~"), name.lstrip("~")
+        parts = name.split(".")
+        if parts[0] != API_PACKAGE or len(parts) < 2 or not all(p.isidentifier() for p in parts):
+            raise self.ctx.error(f"{{py:{kind}}}`{content}`: the edition links only names of {API_PACKAGE}")
+        page = f"{API_DIR}/{parts[1]}"
+        if page not in self.book.titles:
+            page = f"{API_DIR}/index"
+        if page not in self.book.titles:
+            raise self.ctx.error(f"{{py:{kind}}}`{content}`: the book has no API page for {'.'.join(parts[:2])}")
+        if text is None:
+            text = f"{parts[-1] if short else name}{'()' if PY_ROLES[kind] else ''}"
+        text = f"`{text}`"  # Sphinx shows these names in code, an explicit text too
+        anchor = f"module-{name}" if kind == "mod" else name
+        return f"[{text}]({self.book.url(page, anchor)})"
 
     def _doc(self, content: str) -> str:
         text, path = _explicit(content)
