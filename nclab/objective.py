@@ -29,7 +29,14 @@ import numpy as np
 
 from . import _validate
 
-__all__ = ["product", "ufm_objective", "collapsed_objective", "exact_features"]
+__all__ = [
+    "product",
+    "ufm_objective",
+    "collapsed_objective",
+    "exact_features",
+    "projected_objective",
+    "projected_value_and_grad",
+]
 
 
 def product(layers: Sequence[Any]) -> Any:
@@ -250,27 +257,26 @@ def exact_features(layers: Sequence[Any], n: Any, lam_H: Any, *, bias: bool = Tr
     b : array, shape (..., K), or None
         Optimal bias, ``n / N`` (None without bias).
     """
-    bias = _validate.boolean(bias, "bias")
-    layers = _layers(layers)
-    K = layers[-1].shape[-2]
-    n = _matrix(n, "n", 1)
-    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
-    if not _validate.is_tensor(n) and np.any(n <= 0):
-        raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
-    lam_H = _strength(lam_H, "lam_H", strict=True)
+    layers, n, lam_H, bias = _layers_counts(layers, n, lam_H, bias)
     if not _validate.is_tensor(n) and not _validate.is_tensor(lam_H) and not np.all(np.isfinite(n.sum(-1) * lam_H)):
         raise ValueError(f"lam_H: N lam_H must be a finite float; got N = {np.max(n.sum(-1)):g}, lam_H = {np.max(lam_H):g}")
     return _exact_features(layers, n, lam_H, bias)
 
 
-def _exact_features(layers: list, n: Any, lam_H: Any, bias: bool) -> tuple[Any, Any]:
-    """:func:`exact_features` without its checks, for inner loops."""
+def _product_and_ridge(layers: list, n: Any, lam_H: Any) -> tuple[Any, Any, Any, Any]:
+    """``W``, ``W^T``, ``N`` and the ridge ``N lam_H`` (shaped to add to a batch of matrices)."""
     W = _product(layers)
     WT = np.swapaxes(W, -1, -2) if _is_numpy(W) else W.transpose(-1, -2)
     N = n.sum(-1)
     ridge = N * lam_H
     if getattr(ridge, "ndim", 0):
         ridge = ridge[..., None, None]
+    return W, WT, N, ridge
+
+
+def _exact_features(layers: list, n: Any, lam_H: Any, bias: bool) -> tuple[Any, Any]:
+    """:func:`exact_features` without its checks, for inner loops."""
+    W, WT, N, ridge = _product_and_ridge(layers, n, lam_H)
     A = WT @ W + ridge * _eye(W.shape[-1], W)
     rhs, b = WT, None
     if bias:
@@ -340,3 +346,182 @@ def _eye(k: int, like: Any) -> Any:
     import torch
 
     return torch.eye(k, dtype=like.dtype, device=like.device)
+
+
+def projected_objective(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam_H: Any, *, bias: bool = True) -> Any:
+    """(P) minimised over the features and the bias, for fixed layers (MSE loss, unregularised bias).
+
+    For each sample of class ``k``, ``min_h (1/2N) ||W h + b - e_k||^2 + lam_H/2 ||h||^2`` is a
+    ridge regression with value ``(lam_H/2) t^T (W W^T + N lam_H I)^{-1} t``, ``t = e_k - b``;
+    summed over the samples and minimised over ``b`` (at ``b = n / N``, as in
+    :func:`exact_features`) this gives
+
+    .. math::
+
+        \\min_{H, b} f = \\frac{\\lambda_H}{2} \\operatorname{tr}\\big(C\\,(W W^\\top + N\\lambda_H I_K)^{-1}\\big)
+                        + \\sum_l \\frac{\\lambda_{W_l}}{2} \\lVert W_l \\rVert_F^2,
+
+    with ``C = diag(n) - n n^T / N`` with the bias and ``C = diag(n)`` without it. It equals
+    :func:`collapsed_objective` at :func:`exact_features`, but needs only the K x K Gram matrix
+    ``W W^T`` and one Cholesky factorisation, and no class means: the variable projection of
+    :func:`nclab.train` (Golub & Pereyra 1973) evaluates it, and its gradient is that of
+    ``min_{H, b} f`` (envelope theorem).
+
+    Parameters
+    ----------
+    layers : sequence of arrays
+        ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r); numpy or torch. Any width r
+        (the value depends on the layers only through ``W W^T`` and their norms).
+    n : array, shape (..., K)
+        Class counts.
+    lam_W : sequence of L strengths (scalars or arrays over the batch)
+    lam_H : float or array over the batch
+        Feature decay (> 0).
+    bias : bool
+        Model with an (unregularised) bias.
+
+    Returns
+    -------
+    scalar or array over the batch
+    """
+    return _finite_value(_projected_objective(*_projected_args(layers, n, lam_W, lam_H, bias)))
+
+
+def _layers_counts(layers: Any, n: Any, lam_H: Any, bias: Any) -> tuple[list, Any, Any, bool]:
+    """Layers, counts (one per row of ``W_L``, > 0), ``lam_H > 0`` and ``bias`` checked, as
+    :func:`exact_features` and :func:`projected_objective` take them."""
+    bias = _validate.boolean(bias, "bias")
+    layers = _layers(layers)
+    K = layers[-1].shape[-2]
+    n = _matrix(n, "n", 1)
+    _last_dims(n, "n", (K,), lambda: f"(..., K) with K = {K} (one count per row of W_L)")
+    if not _validate.is_tensor(n) and np.any(n <= 0):
+        raise ValueError(f"n must hold class counts > 0; got minimum {n.min():g}")
+    return layers, n, _strength(lam_H, "lam_H", strict=True), bias
+
+
+def _projected_args(layers: Any, n: Any, lam_W: Any, lam_H: Any, bias: Any) -> tuple[list, Any, list, Any, bool]:
+    """The arguments of :func:`projected_objective` checked (``lam_W`` one strength per layer)."""
+    layers, n, lam_H, bias = _layers_counts(layers, n, lam_H, bias)
+    return layers, n, _layer_strengths(lam_W, len(layers)), lam_H, bias
+
+
+def _projected_objective(layers: list, n: Any, lam_W: list, lam_H: Any, bias: bool) -> Any:
+    """:func:`projected_objective` without its checks, for inner loops."""
+    W = _product(layers)
+    if not _is_numpy(W):
+        n = n.to(dtype=W.dtype, device=W.device)
+    W, WT, _, ridge = _product_and_ridge([W], n, lam_H)
+    A = W @ WT + ridge * _eye(W.shape[-2], W)
+    C = _projection_target(n, bias)
+    if _is_numpy(W):
+        value = lam_H / 2 * np.trace(np.linalg.solve(A, C), axis1=-2, axis2=-1)
+    else:
+        import torch
+
+        # A is positive definite (eigenvalues >= N lam_H); a point with inf or nan entries is
+        # not, and gets the value nan (which a line search rejects) instead of an exception
+        chol, info = torch.linalg.cholesky_ex(A)
+        X = torch.cholesky_solve(C.expand_as(A), chol)
+        value = lam_H / 2 * X.diagonal(0, -2, -1).sum(-1)
+        value = torch.where(info == 0, value, torch.full_like(value, float("nan")))
+    for lam, layer in zip(lam_W, layers):
+        value = value + lam / 2 * _sq(layer)
+    return value
+
+
+def _projection_target(n: Any, bias: bool = True) -> Any:
+    """``C`` of :func:`projected_objective`: ``diag(n) - n n^T / N`` with the bias, ``diag(n)`` without; shape (..., K, K)."""
+    K = n.shape[-1]
+    C = n[..., :, None] * _eye(K, n)
+    if bias:
+        N = n.sum(-1)
+        C = C - n[..., :, None] * n[..., None, :] / (N[..., None, None] if getattr(N, "ndim", 0) else N)
+    return C
+
+
+def _projected_fit(layers: Sequence[Any], C: Any, ridge: Any, lam_H: Any) -> tuple[Any, list[Any]]:
+    """The data and feature terms of :func:`projected_objective`, ``(lam_H/2) tr(C (W W^T + ridge I)^{-1})``, and their
+    gradient with respect to every layer (torch tensors, batched; the weight decay is left to the caller).
+
+    With ``G = W W^T + ridge I`` the gradient with respect to the product is
+    ``-lam_H G^{-1} C G^{-1} W`` and, by the chain rule through ``W = W_L ... W_1``,
+    ``(W_L ... W_{l+1})^T (that) (W_{l-1} ... W_1)^T`` with respect to ``W_l``.
+
+    Parameters
+    ----------
+    layers : sequence of torch.Tensor
+        ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r).
+    C : torch.Tensor, shape (..., K, K) or (K, K)
+        :func:`_projection_target`.
+    ridge : float or torch.Tensor of shape (..., 1, 1)
+        ``N lam_H``.
+    lam_H : float or torch.Tensor of shape (..., 1, 1)
+
+    Returns
+    -------
+    value : torch.Tensor, shape (...)
+        nan where ``G`` is not positive definite (a point with non-finite entries).
+    grads : list of L torch.Tensor, shaped like ``layers``
+    """
+    import torch
+
+    prefix = [layers[0]]  # W_l ... W_1
+    for layer in layers[1:]:
+        prefix.append(layer @ prefix[-1])
+    W = prefix[-1]
+    K = W.shape[-2]
+    G = torch.baddbmm(ridge * torch.eye(K, dtype=W.dtype, device=W.device), W, W.transpose(-1, -2)) if W.ndim == 3 else W @ W.T + ridge * torch.eye(K, dtype=W.dtype, device=W.device)
+    chol, info = torch.linalg.cholesky_ex(G)
+    XY = torch.cholesky_solve(torch.cat([C.expand(*W.shape[:-1], K), W], dim=-1), chol)
+    X, Y = XY[..., :K], XY[..., K:]  # G^{-1} C and G^{-1} W
+    value = X.diagonal(0, -2, -1).sum(-1)
+    value = torch.where(info == 0, value, torch.nan) * (lam_H / 2 if not torch.is_tensor(lam_H) else lam_H.reshape(value.shape) / 2)
+    back = (X @ Y) * -lam_H
+    grads = [None] * len(layers)
+    for l in range(len(layers) - 1, -1, -1):
+        grads[l] = back @ prefix[l - 1].transpose(-1, -2) if l > 0 else back
+        if l > 0:
+            back = layers[l].transpose(-1, -2) @ back
+    return value, grads
+
+
+def projected_value_and_grad(layers: Sequence[Any], n: Any, lam_W: Sequence[Any], lam_H: Any, *, bias: bool = True) -> tuple[Any, list[Any]]:
+    """:func:`projected_objective` and its gradient with respect to every layer (torch tensors, batched).
+
+    With ``G = W W^T + N lam_H I`` and ``C`` as in :func:`projected_objective`, the gradient
+    with respect to the product is ``-lam_H G^{-1} C G^{-1} W`` and, by the chain rule through
+    ``W = W_L ... W_1``,
+
+    .. math::
+
+        \\nabla_{W_l} f = (W_L \\cdots W_{l+1})^\\top \\nabla_W f \\, (W_{l-1} \\cdots W_1)^\\top + \\lambda_{W_l} W_l .
+
+    Written by hand (:func:`_projected_fit`) because autograd needs about three times as many
+    tensor operations, and on the book's small problems the cost of an operation is its
+    overhead, not its arithmetic (the tests check this gradient against autograd).
+
+    Parameters
+    ----------
+    layers : sequence of torch.Tensor
+        ``[W_1, ..., W_L]``, shapes (..., r, r) ... (..., K, r).
+    n, lam_W, lam_H, bias
+        As in :func:`projected_objective`.
+
+    Returns
+    -------
+    value : torch.Tensor, shape (...)
+        nan where ``W W^T + N lam_H I`` is not positive definite (a point with non-finite entries).
+    grads : list of L torch.Tensor
+        Shaped like ``layers``.
+    """
+    import torch
+
+    layers, n, lam_W, lam_H, bias = _projected_args(layers, n, lam_W, lam_H, bias)
+    expand = lambda v: v[..., None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+    n = torch.as_tensor(n, dtype=layers[-1].dtype, device=layers[-1].device)
+    value, grads = _projected_fit(layers, _projection_target(n, bias), expand(n.sum(-1) * lam_H), expand(lam_H))
+    for l, layer in enumerate(layers):
+        value = value + lam_W[l] / 2 * _sq(layer)
+        grads[l] = grads[l] + expand(lam_W[l]) * layer
+    return value, grads

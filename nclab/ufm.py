@@ -4,24 +4,37 @@ The model has free features ``H`` (d x N), layers ``W_1..W_L`` and an optional b
 objective is :func:`nclab.objective.ufm_objective`. :func:`train` minimises it with
 
 * ``optimizer="lbfgs"`` (default): full-batch L-BFGS in float64 (:mod:`nclab.lbfgs`), several
-  random starts run as one batch, then a *pruning* pass. By default the features and the bias
-  are *exact*: for fixed layers (P) is a ridge regression in ``(H, b)``, solved in closed form
-  at every evaluation (:func:`nclab.objective.exact_features`; variable projection), so
-  L-BFGS moves only the layers: ``d K + (L-1) d^2`` unknowns instead of ``d N`` more.
-  ``features="free"`` keeps ``H`` and ``b`` as optimiser parameters. For ``L >= 2`` the origin of every
-  mode is a local minimum and, just below the threshold, so is a spurious nonzero mode
-  (``nclab.theory.nonzero_branch``). A polishing pass removes the weakest surviving mode, then
-  plants the mode the residual misses, keeping each move only if (P) went down. With the
+  random starts run as one batch, then a *polishing* pass. By default the features and the bias
+  are *exact*: for fixed layers (P) is a ridge regression in ``(H, b)`` whose minimiser is
+  collapsed (:func:`nclab.objective.exact_features`; variable projection), so L-BFGS moves only
+  the layers and evaluates (P) from the K x K Gram matrix ``W W^T``
+  (:func:`nclab.objective.projected_objective`). Nothing of size N is built: the time and the
+  memory of a call do not grow with N, and :attr:`TrainResult.H` is made from the class means
+  on first access. The layers are trained in random subspaces of dimension ``r = min(d, K)``
+  (the optimum has rank at most K): the start is the Gaussian start with the parts of each
+  layer that cannot reach the classifier's output removed, and L-BFGS never leaves those
+  subspaces (every gradient lies in them), so only r x r blocks are stored and multiplied; for
+  ``L = 1`` this is exactly L-BFGS on the full ``K x d`` layer. ``features="free"`` keeps ``H``
+  and ``b`` as optimiser parameters, at full width. For ``L >= 2`` the origin of every mode is
+  a local minimum and, just below the threshold, so is a spurious nonzero mode
+  (``nclab.theory.nonzero_branch``). The polishing pass removes the weakest surviving mode,
+  then plants the mode the residual misses, keeping each move only if (P) went down. With the
   defaults, training reaches the closed-form optimum on the book's problems;
 * ``optimizer="gd"`` (full-batch gradient descent with momentum) or ``"adam"``, for chapters
   that show training dynamics.
+
+A run that does not converge says so: :class:`TrainingDivergedError` when the objective
+becomes non-finite or explodes, a :class:`TrainingWarning` naming the parameter to change when
+it ends far from stationarity or rose by orders of magnitude on the way.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, Sequence
 
 import numpy as np
@@ -29,17 +42,30 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics as nc
-from ._validate import choice, nonneg, positive, whole
+from ._polish import polish
+from ._validate import boolean, choice, nonneg, positive, whole
 from .data import check_counts, labels_from_counts, one_hot
 from .lbfgs import BatchedLBFGS
-from .objective import collapsed_objective, exact_features, product, ufm_objective
-from .theory import GlobalMinimizer, check_lambdas, effective_c, global_minimizer
+from .objective import _exact_features, _projected_fit, _projected_objective, _projection_target, product, ufm_objective
+from .theory import MAX_DEPTH, GlobalMinimizer, check_lambdas, global_minimizer
 
-__all__ = ["TrainingDivergedError", "TrainResult", "resolve_device", "train", "train_many", "HISTORY_METRICS"]
+__all__ = [
+    "TrainingDivergedError",
+    "TrainingWarning",
+    "TrainResult",
+    "resolve_device",
+    "train",
+    "train_many",
+    "HISTORY_METRICS",
+]
 
 
 class TrainingDivergedError(RuntimeError):
     """Training produced a non-finite or exploding objective."""
+
+
+class TrainingWarning(RuntimeWarning):
+    """A run that ended far from stationarity, or whose objective rose by orders of magnitude."""
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -60,6 +86,16 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 # ----------------------------------------------------------------------------- the result
 
 
+def _check_width(d: int, g: GlobalMinimizer) -> None:
+    """The closed form assumes ``d >= `` its number of surviving modes; refuse a narrower model."""
+    if d < g.n_active:
+        raise ValueError(
+            f"d = {d} is smaller than the {g.n_active} modes that survive at the closed-form optimum, which assumes "
+            f"d >= {g.n_active}: at this width the optimum is not known in closed form (f* is only a lower bound). "
+            f"Use d >= {g.n_active} to compare with the theory."
+        )
+
+
 @dataclass(repr=False)
 class TrainResult:
     """A trained UFM, as numpy arrays on the CPU.
@@ -68,11 +104,10 @@ class TrainResult:
     ----------
     layers : list of numpy.ndarray
         ``[W_1 (d, d), ..., W_L (K, d)]``.
-    H : numpy.ndarray, shape (d, N)
-        Trained features.
+    means : numpy.ndarray, shape (d, K)
+        Class means ``M`` of the trained features.
     b : numpy.ndarray, shape (K,)
         Trained bias (zeros for a model without bias).
-    labels : numpy.ndarray, shape (N,)
     n : numpy.ndarray, shape (K,)
     objective : float
         Final value of (P) (or of its cross-entropy variant).
@@ -85,28 +120,37 @@ class TrainResult:
         Optimiser iterations taken.
     seconds : float
         Wall time of the training.
+    features : numpy.ndarray of shape (d, N), or None
+        The trained per-sample features of a run with ``features="free"``; None with exact
+        features, which are collapsed (:attr:`H` builds them from the class means).
     """
 
     layers: list
-    H: np.ndarray
+    means: np.ndarray
     b: np.ndarray
-    labels: np.ndarray
     n: np.ndarray
     objective: float
     history: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     steps: int = 0
     seconds: float = 0.0
+    features: np.ndarray | None = None
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        """Labels, shape (N,): samples ordered by class (:func:`nclab.data.labels_from_counts`)."""
+        return labels_from_counts(self.n)
+
+    @cached_property
+    def H(self) -> np.ndarray:
+        """Features, shape (d, N): the trained ones, or, with exact features, ``H = M Y``
+        (every sample at its class mean), built on first access."""
+        return self.features if self.features is not None else self.means[:, self.labels]
 
     @property
     def W(self) -> np.ndarray:
         """Product classifier ``W_L ... W_1``, shape (K, d)."""
         return product(self.layers)
-
-    @property
-    def means(self) -> np.ndarray:
-        """Class means ``M`` of the trained features, shape (d, K)."""
-        return nc.class_means(self.H, self.labels, self.K)
 
     @property
     def K(self) -> int:
@@ -118,7 +162,7 @@ class TrainResult:
 
     @property
     def d(self) -> int:
-        return int(self.H.shape[0])
+        return int(self.means.shape[0])
 
     @property
     def L(self) -> int:
@@ -129,20 +173,32 @@ class TrainResult:
         return bool(self.settings.get("bias", True))
 
     def theory(self) -> GlobalMinimizer:
-        """The closed-form optimum for the same counts and strengths (MSE with free bias only)."""
-        s = self.settings
-        if s["loss"] != "mse" or s["lam_b"] != 0:
-            raise ValueError("the closed form covers loss='mse' with an unregularised bias (lam_b=0) only")
-        return global_minimizer(self.n, s["lam_W"], s["lam_H"], L=self.L, bias=self.bias)
+        """The closed-form optimum for the same counts and strengths (MSE with free bias only).
+
+        Raises
+        ------
+        ValueError
+            For a cross-entropy or regularised-bias run, or when ``d`` is smaller than the
+            number of modes that survive at the closed-form optimum (which assumes it is not).
+        """
+        if "_theory" not in self.__dict__:
+            s = self.settings
+            if s["loss"] != "mse" or s["lam_b"] != 0:
+                raise ValueError("the closed form covers loss='mse' with an unregularised bias (lam_b=0) only")
+            g = global_minimizer(self.n, s["lam_W"], s["lam_H"], L=self.L, bias=self.bias)
+            _check_width(self.d, g)
+            self.__dict__["_theory"] = g
+        return self.__dict__["_theory"]
 
     @property
     def gap(self) -> float:
-        """Relative gap ``(f - f*) / f*`` to the closed-form optimum."""
+        """Relative gap ``(f - f*) / f*`` to the closed-form optimum (see :meth:`theory`)."""
         f_star = self.theory().objective
         return (self.objective - f_star) / f_star
 
     def distance_to_theory(self) -> dict[str, float]:
-        """Relative errors of ``W W^T``, ``M^T M``, ``b`` and the singular values of ``W M D``."""
+        """Relative errors of ``W W^T``, ``M^T M``, ``b`` and the singular values of ``W M D`` (see :meth:`theory`)."""
+        self.theory()
         s = self.settings
         b = self.b if self.bias else None
         return nc.distance_to_theory(self.W, self.means, b, self.n, s["lam_W"], s["lam_H"], L=self.L, bias=self.bias)
@@ -159,24 +215,60 @@ class TrainResult:
 # ----------------------------------------------------------------------------- metrics logged in the history
 
 
-def _nc1(st: "_State") -> float:
-    return nc.nc1(st.H, st.labels, st.K)
+class _State:
+    """One point as the history metrics see it, built on first use.
+
+    ``layers``, ``M`` and ``b`` are class-level and in the coordinates of the optimiser (the
+    r-dimensional subspaces with exact features; every logged metric is invariant under their
+    isometric embedding). ``H`` is the per-sample feature matrix of a free-feature run, and
+    None with exact features, which are collapsed: every sample sits at its class mean.
+    """
+
+    def __init__(self, problem: "_Problem", theta_row: torch.Tensor, objective: float, minimizer: Callable[[], GlobalMinimizer]):
+        self.problem, self.theta_row, self.objective, self.minimizer = problem, theta_row, objective, minimizer
+        self.n, self.bias, self.K = problem.row(0)[0], problem.bias, problem.K
+
+    @cached_property
+    def _point(self) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
+        return self.problem.to_numpy(self.theta_row)
+
+    layers = property(lambda self: self._point[0])
+    M = property(lambda self: self._point[1])
+    b = property(lambda self: self._point[2])
+    H = property(lambda self: self._point[3])
+
+    @property
+    def W(self) -> np.ndarray:
+        return product(self.layers)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return labels_from_counts(self.n)
 
 
-def _nc1_weighted(st: "_State") -> float:
-    return nc.nc1(st.H, st.labels, st.K, weighted=True)
+def _nc1(st: _State, weighted: bool = False) -> float:
+    # exact features are collapsed by construction: Sigma_W = 0, so NC1 = 0 exactly
+    return 0.0 if st.problem.exact else nc.nc1(st.H, st.labels, st.K, weighted=weighted)
 
 
-def _nc3(st: "_State") -> float:
-    return nc.self_duality(st.W, nc.centered_means(st.M))
+def _nc3(st: _State) -> float:
+    return nc.nc3(st.W, st.M, st.n, bias=st.bias)
 
 
-def _nc4(st: "_State") -> float:
-    return nc.ncc_agreement(st.H, st.W, st.b, st.M)
+def _nc4(st: _State) -> float:
+    if not st.problem.exact:
+        return nc.ncc_agreement(st.H, st.W, st.b, st.M)
+    # collapsed features: every sample of class k sits at m_k, so NC4 is the count-weighted
+    # fraction of classes whose mean the classifier assigns to its nearest mean (itself, or the
+    # first of several coinciding means, as nc.ncc_agreement does sample by sample)
+    M, W = st.M, st.W
+    logits = W @ M + (0.0 if st.b is None else st.b[:, None])
+    dist = np.linalg.norm(M[:, :, None] - M[:, None, :], axis=0)
+    return float(st.n @ (logits.argmax(0) == dist.argmin(1)) / st.n.sum())
 
 
-def _gram_error(which: str) -> Callable[["_State"], float]:
-    def metric(st: "_State") -> float:
+def _gram_error(which: str) -> Callable[[_State], float]:
+    def metric(st: _State) -> float:
         g = st.minimizer()
         G = st.W @ st.W.T if which == "W" else st.M.T @ st.M
         ref = g.W_gram if which == "W" else g.M_gram
@@ -185,7 +277,7 @@ def _gram_error(which: str) -> Callable[["_State"], float]:
     return metric
 
 
-def _gap(st: "_State") -> float:
+def _gap(st: _State) -> float:
     f_star = st.minimizer().objective
     return (st.objective - f_star) / f_star
 
@@ -228,9 +320,9 @@ def _sv_error(st: "_State") -> float:
 
 
 #: Metrics :func:`train` can log in ``history`` (pass their names in ``metrics=``).
-HISTORY_METRICS: dict[str, Callable[["_State"], float]] = {
+HISTORY_METRICS: dict[str, Callable[[_State], float]] = {
     "nc1": _nc1,
-    "nc1_weighted": _nc1_weighted,
+    "nc1_weighted": lambda st: _nc1(st, weighted=True),
     "nc3": _nc3,
     "nc4": _nc4,
     "W_gram_error": _gram_error("W"),
@@ -247,43 +339,21 @@ _CLOSED_FORM_METRICS = ("W_gram_error", "M_gram_error", "gap", "bias_error", "al
                         "orthogonality_error", "sv_error")  # fmt: skip
 
 
-@dataclass
-class _State:
-    """Numpy view of one point, handed to the history metrics."""
-
-    layers: list
-    H: np.ndarray
-    b: np.ndarray | None
-    labels: np.ndarray
-    K: int
-    objective: float
-    minimizer: Callable[[], GlobalMinimizer]
-
-    @property
-    def W(self) -> np.ndarray:
-        return product(self.layers)
-
-    @property
-    def M(self) -> np.ndarray:
-        return nc.class_means(self.H, self.labels, self.K)
-
-
 # ----------------------------------------------------------------------------- the problem on packed parameters
 
 
 class _Problem:
     """(P) for one problem or a batch of B problems (same K, d, N, L), on packed parameters.
 
-    ``theta`` of shape (B, P) holds, per row, ``W_1..W_L`` and, with *free features*, ``H``
-    and ``b``. With *exact features* (variable projection, Golub & Pereyra 1973) it holds the
-    layers only: for fixed layers, (P) is a ridge regression in ``(H, b)`` whose minimiser is
-    collapsed, ``H = M Y`` (:func:`nclab.objective.exact_features`), so (P) is evaluated at
-    class level and its gradient is the gradient of ``min_{H, b} f`` (envelope theorem).
+    ``theta`` of shape (B, P) holds, per row, the layers and, with *free features*, ``H`` and
+    ``b``. With *exact features* (variable projection, Golub & Pereyra 1973) it holds the layers
+    only, at width ``r = min(d, K)`` (:meth:`init`): for fixed layers, (P) minimised over
+    ``(H, b)`` is :func:`nclab.objective.projected_objective`, whose gradient is the gradient of
+    ``min_{H, b} f`` (envelope theorem), and the minimiser is collapsed, ``H = M Y``
+    (:func:`nclab.objective.exact_features`). Nothing of size N is stored then.
 
     Parameters
     ----------
-    Y : torch.Tensor, shape (K, N) or (B, K, N)
-        One-hot labels (samples ordered by class).
     counts : numpy.ndarray, shape (K,) or (B, K)
     lam_W : list of L floats or (B,) tensors
     lam_H : float or (B,) tensor
@@ -291,92 +361,176 @@ class _Problem:
         As in :func:`train`.
     exact : bool
         Exact features (needs ``loss="mse"`` and ``lam_b = 0``) or free features.
+    dtype, device
+        Of every tensor.
     """
 
-    def __init__(self, Y, counts, lam_W, lam_H, *, d: int, L: int, bias: bool, lam_b: float = 0.0, loss: str = "mse", exact: bool = False):
-        K, N = Y.shape[-2], Y.shape[-1]
-        self.Y, self.counts, self.lam_W, self.lam_H = Y, counts, list(lam_W), lam_H
-        self.n = torch.as_tensor(counts, dtype=Y.dtype, device=Y.device)
-        self.d, self.L, self.bias, self.lam_b, self.loss, self.exact, self.K = d, L, bias, lam_b, loss, exact, K
-        self.shapes = [(d, d)] * (L - 1) + [(K, d)] + ([] if exact else [(d, N)] + ([(K,)] if bias else []))
+    def __init__(self, counts, lam_W, lam_H, *, d: int, L: int, bias: bool, lam_b: float = 0.0, loss: str = "mse",
+                 exact: bool = False, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"):  # fmt: skip
+        counts = np.asarray(counts, dtype=float)
+        self.counts, self.lam_W, self.lam_H = counts, list(lam_W), lam_H
+        self.n = torch.as_tensor(counts, dtype=dtype, device=device)
+        self.K = K = counts.shape[-1]
+        self.d, self.L, self.bias, self.lam_b, self.loss, self.exact = d, L, bias, lam_b, loss, exact
+        self.r = r = min(d, K) if exact else d
+        self.Y = None  # one-hot labels (K, N) or (B, K, N): free features only
+        if not exact:
+            Y = np.stack([one_hot(labels_from_counts(row), K) for row in np.atleast_2d(counts)])
+            self.Y = torch.as_tensor(Y if counts.ndim == 2 else Y[0], dtype=dtype, device=device)
+        N = int(counts.reshape(-1, K)[0].sum())
+        self.shapes = [(r, r)] * (L - 1) + [(K, r)] + ([] if exact else [(d, N)] + ([(K,)] if bias else []))
         self.sizes = [math.prod(s) for s in self.shapes]
         self.P = sum(self.sizes)
+        if exact:  # what value_and_grad needs, once: C, N lam_H and every parameter's weight decay
+            self._C = _projection_target(self.n, bias)
+            self._ridge = N * lam_H
+            self._decay = torch.cat([torch.as_tensor(v, dtype=dtype, device=device).reshape(-1, 1).expand(-1, size)
+                                     for v, size in zip(self.lam_W, self.sizes)], dim=1).squeeze(0)  # fmt: skip
 
     @staticmethod
     def _pick(v, rows):
         return v[rows] if rows is not None and torch.is_tensor(v) and v.ndim > 0 else v
 
     def _data(self, rows):
-        """Labels, counts and strengths of the problems ``rows`` (all of them if None)."""
+        """Counts, strengths and labels (None with exact features) of the problems ``rows`` (all if None)."""
         pick = self._pick
-        Y = self.Y if self.Y.ndim == 2 else pick(self.Y, rows)
         n = self.n if self.n.ndim == 1 else pick(self.n, rows)
-        return Y, n, [pick(v, rows) for v in self.lam_W], pick(self.lam_H, rows)
+        Y = self.Y if self.Y is None or self.Y.ndim == 2 else pick(self.Y, rows)
+        return n, [pick(v, rows) for v in self.lam_W], pick(self.lam_H, rows), Y
 
-    def row(self, i: int) -> tuple[np.ndarray, torch.Tensor, np.ndarray, float]:
-        """Counts (K,), labels Y (K, N), layer strengths (L,) and lam_H of problem ``i``."""
-        Y, n, lam_W, lam_H = self._data(torch.tensor([i], device=self.Y.device))
-        one = lambda v: float(v[0]) if torch.is_tensor(v) and v.ndim else float(v)  # noqa: E731
-        return n.reshape(-1, self.K)[0].cpu().numpy(), Y.reshape(-1, *Y.shape[-2:])[0], np.array([one(v) for v in lam_W]), one(lam_H)
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray, float, torch.Tensor | None]:
+        """Counts (K,), layer strengths (L,), lam_H and labels Y (K, N; None with exact features) of problem ``i``."""
+        one = lambda v: float(v[i]) if torch.is_tensor(v) and v.ndim else float(v)  # noqa: E731
+        Y = self.Y if self.Y is None or self.Y.ndim == 2 else self.Y[i]
+        return self.counts.reshape(-1, self.K)[i if self.counts.ndim == 2 else 0], np.array([one(v) for v in self.lam_W]), one(self.lam_H), Y
 
     def split(self, theta: torch.Tensor) -> list[torch.Tensor]:
         B = theta.shape[0]
         return [p.reshape(B, *s) for p, s in zip(torch.split(theta, self.sizes, dim=1), self.shapes)]
 
-    def unpack(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
-        """Layers, ``H`` (b, d, N) and ``b`` (b, K) or None, of the problems ``rows``."""
+    def point(self, theta: torch.Tensor, rows: torch.Tensor | None = None):
+        """Layers, class means ``M`` (b, r, K), bias (b, K) or None, and ``H`` (b, d, N) (None with exact features)."""
         parts = self.split(theta)
-        if not self.exact:
-            return parts[: self.L], parts[self.L], (parts[self.L + 1] if self.bias else None)
-        Y, n, _, lam_H = self._data(rows)
-        M, b = exact_features(parts, n, lam_H, bias=self.bias)
-        return parts, M @ Y, (None if b is None else b.expand(theta.shape[0], self.K))
+        n, _, lam_H, Y = self._data(rows)
+        layers = parts[: self.L]
+        if self.exact:
+            M, b = _exact_features(layers, n, lam_H, self.bias)
+            return layers, M, (None if b is None else b.expand(theta.shape[0], self.K)), None
+        H, b = parts[self.L], (parts[self.L + 1] if self.bias else None)
+        return layers, (H @ Y.transpose(-1, -2)) / n[..., None, :], b, H
 
-    def pack(self, layers: Sequence[torch.Tensor], H: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """Inverse of :meth:`unpack` (exact features keep the layers only)."""
+    def pack(self, layers: Sequence[torch.Tensor], H: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+        """Inverse of :meth:`split` (exact features keep the layers only)."""
         pieces = list(layers) + ([] if self.exact else [H] + ([b] if self.bias else []))
         return torch.cat([p.reshape(p.shape[0], -1) for p in pieces], dim=1)
 
     def __call__(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(P) of the problems ``rows`` (b,) at ``theta`` (b, P): shape (b,)."""
-        Y, n, lam_W, lam_H = self._data(rows)
+        n, lam_W, lam_H, Y = self._data(rows)
+        parts = self.split(theta)
         if self.exact:
-            layers = self.split(theta)
-            M, b = exact_features(layers, n, lam_H, bias=self.bias)
-            return collapsed_objective(layers, M, b, n, lam_W, lam_H)
-        layers, H, b = self.unpack(theta)
-        return ufm_objective(layers, H, b, Y, lam_W, lam_H, self.lam_b, self.loss)
+            return _projected_objective(parts, n, lam_W, lam_H, self.bias)
+        b = parts[self.L + 1] if self.bias else None
+        return ufm_objective(parts[: self.L], parts[self.L], b, Y, lam_W, lam_H, self.lam_b, self.loss)
 
-    def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
-        """Layers, ``H`` and ``b`` of one problem (``theta_row`` of shape (P,)) as float64 numpy arrays."""
+    def value_and_grad(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P) of the problems ``rows`` at ``theta`` and its gradient (b, P): by hand with exact features
+        (:func:`nclab.objective._projected_fit`, plus the weight decay on the packed parameters), by
+        autograd otherwise."""
+        if not self.exact:
+            with torch.enable_grad():
+                t = theta.detach().requires_grad_(True)
+                f = self(t, rows)
+                return f.detach(), torch.autograd.grad(f.sum(), t)[0]
+        pick = self._pick
+        C = self._C if self._C.ndim == 2 else pick(self._C, rows)
+        as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+        fit, grads = _projected_fit(self.split(theta), C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)))
+        decayed = theta * (self._decay if self._decay.ndim == 1 else pick(self._decay, rows))
+        f = fit + 0.5 * (decayed * theta).sum(1)
+        return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1) + decayed
+
+    def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Layers, class means, ``b`` and ``H`` (None with exact features) of one problem, as float64 numpy arrays."""
         rows = None if row is None else torch.tensor([row], device=theta_row.device)
-        layers, H, b = self.unpack(theta_row.reshape(1, -1), rows)
-        arr = lambda t: t[0].detach().cpu().double().numpy()  # noqa: E731
-        return [arr(W) for W in layers], arr(H), (None if b is None else arr(b))
+        layers, M, b, H = self.point(theta_row.reshape(1, -1), rows)
+        arr = lambda t: None if t is None else t[0].detach().cpu().double().numpy()  # noqa: E731
+        return [arr(W) for W in layers], arr(M), arr(b), arr(H)
 
-    def init(self, B: int, std: float, generator: torch.Generator) -> torch.Tensor:
-        theta = std * torch.randn(B, self.P, generator=generator, dtype=torch.float64)
-        if self.bias and not self.exact:
-            theta[:, -self.K :] = 0.0
-        return theta
+    def init(self, B: int, std: float, generator: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """B Gaussian starting points (B, P) in float64 on the CPU, and their embeddings.
+
+        The layers are drawn at full width, as ``d x d`` and ``K x d`` Gaussian matrices. With
+        exact features and ``r = min(d, K) < d`` each start is then reduced to r-dimensional
+        subspaces: ``Q_{l-1}`` (d x r) spans the rows of ``W_L ... W_l``, the part of the input of
+        layer l that reaches the output, and the reduced layers are ``Q_l^T W_l Q_{l-1}``
+        (``W_L Q_{L-1}``). The product ``W`` is unchanged; only the parts of the layers that do
+        not reach it are dropped. :func:`_embed` maps a reduced point back.
+
+        Returns
+        -------
+        theta : torch.Tensor, shape (B, P)
+        Q : list of L tensors of shape (B, d, r) (``Q_0 .. Q_{L-1}``), or None when ``r = d``
+        """
+        d, K, L = self.d, self.K, self.L
+        full = [(d, d)] * (L - 1) + [(K, d)]
+        size = sum(math.prod(s) for s in full) + (0 if self.exact else self.P - sum(self.sizes[:L]))
+        theta = std * torch.randn(B, size, generator=generator, dtype=torch.float64)
+        if not self.exact:
+            if self.bias:
+                theta[:, -K:] = 0.0
+            return theta, None
+        return self.reduce([p.reshape(B, *s) for p, s in zip(torch.split(theta, [math.prod(s) for s in full], dim=1), full)])
+
+    def reduce(self, layers: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """Full-width layers (B, d, d) ... (B, K, d) packed at width r (exact features; see :meth:`init`), and their bases Q."""
+        B, L = layers[0].shape[0], self.L
+        if self.r == self.d:
+            return torch.cat([A.reshape(B, -1) for A in layers], dim=1), None
+        Q: list[torch.Tensor] = [None] * L  # type: ignore[list-item]
+        reach = layers[-1]  # W_L ... W_l, shape (B, K, d)
+        for l in range(L - 1, -1, -1):
+            Q[l] = torch.linalg.qr(reach.transpose(1, 2)).Q  # (B, d, K): its row space
+            if l > 0:
+                reach = reach @ layers[l - 1]
+        reduced = [Q[l + 1].transpose(1, 2) @ layers[l] @ Q[l] for l in range(L - 1)] + [layers[-1] @ Q[-1]]
+        return torch.cat([A.reshape(B, -1) for A in reduced], dim=1), Q
 
 
-# ----------------------------------------------------------------------------- training
+def _embed(layers: list[np.ndarray], M: np.ndarray, Q: list[torch.Tensor] | None) -> tuple[list[np.ndarray], np.ndarray]:
+    """Full-width layers ``Q_l A_l Q_{l-1}^T`` (``A_L Q_{L-1}^T``) and means ``Q_0 M`` of a reduced point (Q: one row's bases)."""
+    if Q is None:
+        return layers, M
+    q = [t.detach().cpu().double().numpy() for t in Q]
+    full = [q[l + 1] @ A @ q[l].T for l, A in enumerate(layers[:-1])] + [layers[-1] @ q[-1].T]
+    return full, q[0] @ M
 
 
-def _packed_start(init: object, problem: _Problem, N: int) -> torch.Tensor:
-    """``init`` (an object with ``layers``, ``H``, ``b``) packed as a start ``theta`` (1, P), shapes checked."""
+# ----------------------------------------------------------------------------- settings shared by train and train_many
+
+
+def _packed_start(init: object, problem: _Problem) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """``init`` (an object with ``layers``, ``H``, ``b``) as a start ``theta`` (1, P) and its bases (:meth:`_Problem.init`), shapes checked.
+
+    With exact features only the layers are used: reduced to width r (:meth:`_Problem.reduce`),
+    which keeps their product and drops only the parts that do not reach it. A
+    :class:`TrainResult` with exact features is checked by its class means, so that its ``H``
+    (d, N) is not built.
+    """
     try:
-        layers, H, b = list(init.layers), init.H, init.b
+        layers, b = list(init.layers), init.b
+        lazy = isinstance(init, TrainResult) and init.features is None
+        H = init.means if lazy else init.H
     except (AttributeError, TypeError):
         raise TypeError(f"init must have attributes layers, H and b (a TrainResult or a UFMPoint); got {type(init).__name__}") from None
-    K, d, L = problem.K, problem.d, problem.L
+    K, d, L, N = problem.K, problem.d, problem.L, int(problem.counts.sum())
     expected = [(d, d)] * (L - 1) + [(K, d)]
     got = [np.shape(W) for W in layers]
     if got != expected:
         raise ValueError(f"init.layers must have the shapes {expected} (L = {L}, d = {d}, K = {K}); got {got}")
-    if np.shape(H) != (d, N):
-        raise ValueError(f"init.H must have the shape {(d, N)} (d, N); got {np.shape(H)}")
+    H_shape = (init.d, init.N) if lazy else np.shape(H)
+    if H_shape != (d, N):
+        raise ValueError(f"init.H must have the shape {(d, N)} (d, N); got {H_shape}")
     if b is None:
         b = np.zeros(K)
     if np.shape(b) != (K,):
@@ -385,11 +539,15 @@ def _packed_start(init: object, problem: _Problem, N: int) -> torch.Tensor:
     if not all(np.all(np.isfinite(a)) for a in pieces):
         raise ValueError("init must contain finite numbers only")
     t = [torch.as_tensor(a, dtype=torch.float64)[None] for a in pieces]
-    return problem.pack(t[:L], t[L], t[L + 1] if problem.bias else None)
+    if problem.exact:
+        return problem.reduce(t[:L])
+    return problem.pack(t[:L], t[L], t[L + 1] if problem.bias else None), None
 
 
 _DEFAULT_LR = {"gd": 0.1, "adam": 1e-2}
 _DEFAULT_STEPS = {"lbfgs": 5000, "gd": 2000, "adam": 2000}
+#: Restarts whose objectives agree with the best one to this relative tolerance stop early.
+_AGREE = 1e-9
 
 
 def _resolve_features(features: str | None, optimizer: str, loss: str, lam_b: float) -> str:
@@ -411,8 +569,120 @@ def _resolve_search(restarts: int | None, prune: bool | None, L: int, optimizer:
     """
     deep = L >= 2 and optimizer == "lbfgs"
     restarts = whole((2 if deep else 1) if restarts is None else restarts, "restarts", 1)
-    prune = (deep and loss == "mse") if prune is None else bool(prune)
+    prune = (deep and loss == "mse") if prune is None else boolean(prune, "prune")
     return restarts, prune
+
+
+def _resolve(*, L: int, d: int, bias: bool, steps: int | None, init_std: float, restarts: int | None, prune: bool | None,
+             features: str | None, seed: int, progress: bool, device, dtype, optimizer: str = "lbfgs", loss: str = "mse",
+             lam_b: float = 0.0) -> dict:  # fmt: skip
+    """Validate and resolve the settings :func:`train` and :func:`train_many` share (one path for both)."""
+    lam_b = nonneg(lam_b, "lam_b")
+    loss = choice(loss, "loss", ("mse", "ce"))
+    optimizer = choice(optimizer, "optimizer", ("lbfgs", "gd", "adam"))
+    restarts, prune = _resolve_search(restarts, prune, L, optimizer, loss)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    return dict(
+        d=whole(d, "d", 1), bias=boolean(bias, "bias"), lam_b=lam_b, loss=loss, optimizer=optimizer,
+        steps=whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1),
+        init_std=positive(init_std, "init_std"), restarts=restarts, prune=prune,
+        features=_resolve_features(features, optimizer, loss, lam_b), seed=whole(seed, "seed", 0),
+        progress=boolean(progress, "progress"), device=resolve_device(device), dtype=dtype,
+    )  # fmt: skip
+
+
+def _batch_strengths(lam_W, lam_H, L: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-setting strengths of :func:`train_many`: lam_W (B, L) and lam_H (B,), each setting checked as :func:`train` checks it."""
+    lw, lh = np.asarray(lam_W, dtype=object), np.asarray(lam_H, dtype=object)
+    if lw.ndim > 2 or lh.ndim > 1:
+        raise ValueError(f"lam_W must be a number, (B,) or (B, L) and lam_H a number or (B,); got shapes {lw.shape} and {lh.shape}")
+    sizes = {rows, lw.shape[0] if lw.ndim else 1, lh.size} - {1}
+    if len(sizes) > 1:
+        raise ValueError(f"n (rows), lam_W and lam_H must be single values or share one batch size B; got sizes {sorted(sizes)}")
+    B = sizes.pop() if sizes else 1
+
+    def pick(a: np.ndarray, i: int):
+        v = a if a.ndim == 0 else a[i if a.shape[0] > 1 else 0]
+        return v.tolist() if isinstance(v, np.ndarray) else v
+
+    out_W, out_H = np.empty((B, L)), np.empty(B)
+    for i in range(B):
+        try:
+            out_W[i], out_H[i], _ = check_lambdas(pick(lw, i), pick(lh, i), L)
+        except ValueError as exc:
+            raise type(exc)(f"setting {i}: {exc}") from None
+    return out_W, out_H
+
+
+# ----------------------------------------------------------------------------- L-BFGS with restarts and the polish
+
+
+@dataclass
+class _Search:
+    """Outcome of :func:`_minimise` for B problems."""
+
+    theta: torch.Tensor  # (B, P), the best start of each problem, polished
+    f: torch.Tensor  # (B,)
+    iterations: torch.Tensor  # (B,) L-BFGS iterations of the kept start, plus the polish's
+    converged: torch.Tensor  # (B,) bool: the kept start stopped by its convergence test (not by `steps`)
+    start: torch.Tensor  # (B,) row of theta0 each kept point comes from
+
+
+def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, prune: bool, block: int = 10,
+              on_block: Callable[[BatchedLBFGS], None] | None = None) -> _Search:  # fmt: skip
+    """Batched L-BFGS from R starts of B problems (row ``r * B + i`` is start r of problem i), then the polish.
+
+    A start whose objective agrees with the best start of its problem to :data:`_AGREE` (and
+    is not that start) stops: it is in the same basin, and running it on costs time for
+    nothing. ``on_block(solver)`` is called every ``block`` iterations (history, progress bar).
+    """
+    R = len(theta0) // B
+    solver = BatchedLBFGS(lambda t, rows: problem.value_and_grad(t, rows % B), theta0, jac=True)
+    while solver.n_iter < steps and not bool(solver.done.all()):
+        for _ in range(min(block, steps - solver.n_iter)):
+            solver.step()
+            if bool(solver.done.all()):
+                break
+        if on_block is not None:
+            on_block(solver)
+        if R > 1:
+            fr = solver.f.reshape(R, B)
+            best = fr.argmin(0) * B + torch.arange(B, device=fr.device)
+            agree = (fr - fr.min(0).values <= _AGREE * fr.min(0).values.abs()).flatten() & ~solver.done
+            agree[best] = False
+            if bool(agree.any()):
+                solver.stop(agree.nonzero().flatten())
+    finite = torch.nan_to_num(solver.f, nan=math.inf)
+    start = finite.reshape(R, B).argmin(0) * B + torch.arange(B, device=theta0.device)
+    theta, f, taken = solver.theta[start], solver.f[start], solver.iterations[start]
+    converged = solver.done[start] & (solver.iterations[start] < steps)
+    del solver  # its curvature memory, before the polish allocates its own
+    if prune:
+        theta, f, extra = polish(theta, f, problem, steps)
+        taken = taken + extra
+    return _Search(theta, f, taken, converged, start)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, TrainingWarning, stacklevel=3)
+
+
+def _check_first_order_run(f0: float, history: list[float], optimizer: str, lr: float, steps: int, log_every: int) -> None:
+    """Warn about a gd/Adam run whose objective rose by orders of magnitude, or fell steeply to its last step."""
+    peak, final = max(history), history[-1]
+    if peak > 100 * f0:
+        _warn(f"the objective rose from {f0:.3g} to {peak:.3g} on the way and ended at {final:.3g} ({optimizer}, lr={lr:g}): "
+              f"the step is too large; lower lr (try lr={lr / 10:g})")  # fmt: skip
+        return
+    tail = max(1, len(history) // 10)  # the last tenth of the run
+    earlier = history[-1 - tail]
+    if len(history) > 2 and earlier - final > 1e-2 * abs(final):
+        _warn(f"the objective still fell by {100 * (earlier - final) / abs(final):.2g}% over the last {tail * log_every} steps "
+              f"(of steps={steps}, {optimizer}): the run ended far from stationarity; raise steps (or lr)")  # fmt: skip
 
 
 def train(
@@ -468,9 +738,10 @@ def train(
         layers (watch them collapse). ``"exact"``: they are set, at every evaluation, to their
         exact minimiser given the layers (:func:`nclab.objective.exact_features`, a ridge
         regression whose solution is collapsed), and the optimiser moves the layers only
-        (variable projection). Both minimise the same (P); ``"exact"`` has far fewer unknowns
-        and is the default for L-BFGS with the MSE loss and an unregularised bias, ``"free"``
-        otherwise (the only choice for ``loss="ce"`` or ``lam_b > 0``).
+        (variable projection), in r-dimensional subspaces, ``r = min(d, K)`` (see the module
+        notes). Both minimise the same (P); ``"exact"`` has far fewer unknowns, costs nothing
+        that grows with N, and is the default for L-BFGS with the MSE loss and an unregularised
+        bias, ``"free"`` otherwise (the only choice for ``loss="ce"`` or ``lam_b > 0``).
     lr : float, optional
         Learning rate of ``"gd"`` (default 0.1) or ``"adam"`` (default 0.01); unused by L-BFGS.
     momentum : float, default 0.9
@@ -481,7 +752,8 @@ def train(
         Standard deviation of the Gaussian entries of the initial layers and features.
     restarts : int, optional
         Random starts trained side by side, the best kept (default 1 for ``L = 1``, 2 for deeper
-        models with L-BFGS, 1 otherwise).
+        models with L-BFGS, 1 otherwise). A start whose objective agrees with a better one to
+        1e-9 stops early.
     prune : bool, optional
         After L-BFGS, try removing the weakest surviving mode, then planting the mode the
         residual misses, each kept only if (P) decreases (default: on for ``L >= 2`` with
@@ -497,7 +769,9 @@ def train(
     log_every : int, optional
         Iterations between history entries (default 10 for L-BFGS, ``steps // 200`` otherwise).
     metrics : sequence of str, default ("nc1",)
-        Metrics to log besides the objective; names from :data:`HISTORY_METRICS`.
+        Metrics to log besides the objective; names from :data:`HISTORY_METRICS`. With exact
+        features they are computed from class-level statistics (NC1 is 0: the features are
+        collapsed).
     progress : bool, default True
         Show a ``tqdm.auto`` progress bar (a widget in notebooks, text in terminals).
     device : {None, "cpu", "cuda"} or torch.device
@@ -512,64 +786,56 @@ def train(
 
     Raises
     ------
-    ValueError
-        For invalid arguments, naming the parameter and the allowed values.
+    ValueError, TypeError
+        For invalid arguments, naming the parameter and the allowed values; ``ValueError``
+        also when a metric compares with the closed form and ``d`` is smaller than the number
+        of modes that survive there.
     TrainingDivergedError
         If the objective becomes non-finite or explodes (lower ``lr``).
+
+    Warns
+    -----
+    TrainingWarning
+        If L-BFGS stops at ``steps`` before converging (raise ``steps``), or a gd/Adam run
+        ends still falling steeply (raise ``steps``) or rose by orders of magnitude on the way
+        (lower ``lr``).
     """
     counts = check_counts(n)
     lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
-    d = whole(d, "d", 1)
-    lam_b = nonneg(lam_b, "lam_b")
-    loss = choice(loss, "loss", ("mse", "ce"))
-    optimizer = choice(optimizer, "optimizer", ("lbfgs", "gd", "adam"))
-    if lr is None:
-        lr = _DEFAULT_LR.get(optimizer, 1.0)
-    else:
-        lr = positive(lr, "lr")
+    if init is not None:
+        if restarts not in (None, 1):
+            raise ValueError(f"restarts must be 1 (or None) with init, which is a single start; got {restarts!r}")
+        restarts = 1
+    s = _resolve(L=L, d=d, bias=bias, steps=steps, init_std=init_std, restarts=restarts, prune=prune, features=features,
+                 seed=seed, progress=progress, device=device, dtype=dtype, optimizer=optimizer, loss=loss, lam_b=lam_b)  # fmt: skip
+    optimizer, steps, dev = s["optimizer"], s["steps"], s["device"]
+    lr = _DEFAULT_LR.get(optimizer, 1.0) if lr is None else positive(lr, "lr")
     momentum = nonneg(momentum, "momentum")
     if momentum >= 1:
         raise ValueError(f"momentum must be in [0, 1); got {momentum}")
-    steps = whole(_DEFAULT_STEPS[optimizer] if steps is None else steps, "steps", 1)
-    init_std = positive(init_std, "init_std")
-    if init is not None:
-        if restarts not in (None, 1):
-            raise ValueError(f"restarts must be 1 (or None) with init, which is a single start; got {restarts}")
-        restarts = 1
-    restarts, prune = _resolve_search(restarts, prune, L, optimizer, loss)
-    features = _resolve_features(features, optimizer, loss, lam_b)
-    seed = whole(seed, "seed", 0)
-    if log_every is None:
-        log_every = 10 if optimizer == "lbfgs" else max(1, steps // 200)
-    log_every = whole(log_every, "log_every", 1)
+    log_every = whole((10 if optimizer == "lbfgs" else max(1, steps // 200)) if log_every is None else log_every, "log_every", 1)
     unknown = [m for m in metrics if m not in HISTORY_METRICS]
     if unknown:
         raise ValueError(f"metrics must be names from {sorted(HISTORY_METRICS)}; unknown: {unknown}")
-    if loss != "mse" and any(m in _CLOSED_FORM_METRICS for m in metrics):
+    closed_form = [m for m in metrics if m in _CLOSED_FORM_METRICS]
+    if closed_form and s["loss"] != "mse":
         raise ValueError("metrics comparing with the closed form need loss='mse'")
-    if not bias and "bias_error" in metrics:
+    if not s["bias"] and "bias_error" in metrics:
         raise ValueError("metrics: 'bias_error' needs a model with a bias (bias=True)")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
-    dev = resolve_device(device)
-
-    labels = labels_from_counts(counts)
-    K = counts.size
-    Y = torch.as_tensor(one_hot(labels, K), dtype=dtype, device=dev)
-    problem = _Problem(Y, counts, [float(v) for v in lams], lam_H, d=d, L=L, bias=bias, lam_b=lam_b, loss=loss, exact=features == "exact")
 
     cache: dict[str, GlobalMinimizer] = {}
 
     def minimizer() -> GlobalMinimizer:
         if "g" not in cache:
-            cache["g"] = global_minimizer(counts, lams, lam_H, L=L, bias=bias)
+            cache["g"] = global_minimizer(counts, lams, lam_H, L=L, bias=s["bias"])
         return cache["g"]
 
-    history: dict[str, list[float]] = {"step": [], "seconds": [], "objective": [], **{m: [] for m in metrics}}
+    if closed_form:
+        _check_width(s["d"], minimizer())
 
-    def state_of(theta_row: torch.Tensor, f: float) -> _State:
-        layers, H, b = problem.to_numpy(theta_row)
-        return _State(layers, H, b, labels, K, f, minimizer)
+    problem = _Problem(counts, [float(v) for v in lams], lam_H, d=s["d"], L=L, bias=s["bias"], lam_b=s["lam_b"], loss=s["loss"],
+                       exact=s["features"] == "exact", dtype=s["dtype"], device=dev)  # fmt: skip
+    history: dict[str, list[float]] = {"step": [], "seconds": [], "objective": [], **{m: [] for m in metrics}}
 
     def log(step: int, theta: torch.Tensor, f: torch.Tensor) -> None:
         best = int(torch.argmin(torch.nan_to_num(f, nan=math.inf)))
@@ -578,21 +844,22 @@ def train(
         history["seconds"].append(time.perf_counter() - start)
         history["objective"].append(value)
         if metrics:
-            st = state_of(theta[best], value)
+            st = _State(problem, theta[best], value, minimizer)
             for m in metrics:
                 history[m].append(HISTORY_METRICS[m](st))
 
     if init is None:
-        theta0 = problem.init(restarts, init_std, torch.Generator().manual_seed(seed))
+        theta0, Q = problem.init(s["restarts"], s["init_std"], torch.Generator().manual_seed(s["seed"]))
     else:
-        theta0 = _packed_start(init, problem, int(counts.sum()))
-    theta0 = theta0.to(device=dev, dtype=dtype)
-    f0 = problem(theta0).detach()
+        theta0, Q = _packed_start(init, problem)
+    theta0 = theta0.to(device=dev, dtype=s["dtype"])
+    with torch.no_grad():
+        f0 = problem(theta0)
     if not bool(torch.isfinite(f0).all()):
         raise TrainingDivergedError("the objective is not finite at the initial point; lower init_std")
 
-    desc = f"UFM L={L} {'bias' if bias else 'no bias'} ({optimizer})"
-    bar = tqdm(total=steps, desc=desc, disable=not progress, leave=True)
+    desc = f"UFM L={L} {'bias' if s['bias'] else 'no bias'} ({optimizer})"
+    bar = tqdm(total=steps, desc=desc, disable=not s["progress"], leave=True)
     start = time.perf_counter()
     log(0, theta0, f0)
 
@@ -605,69 +872,62 @@ def train(
             raise TrainingDivergedError(f"training diverged at step {step}: objective = {value:g} ({optimizer}); {hint}")
 
     if optimizer == "lbfgs":
-        solver = BatchedLBFGS(problem, theta0)
-        while solver.n_iter < steps and not bool(solver.done.all()):
-            before = solver.n_iter
-            for _ in range(min(log_every, steps - solver.n_iter)):
-                solver.step()
-                if bool(solver.done.all()):
-                    break
+
+        def on_block(solver: BatchedLBFGS) -> None:
             diverged(solver.n_iter, solver.f)
             log(solver.n_iter, solver.theta, solver.f)
-            bar.update(solver.n_iter - before)
+            bar.update(solver.n_iter - bar.n)
             bar.set_postfix(objective=f"{float(solver.f.min()):.8g}", refresh=False)
-        best = int(torch.argmin(solver.f))
-        theta, f_best, taken = solver.theta[best : best + 1], float(solver.f[best]), solver.n_iter
-        if prune:
-            theta, f_pol, extra = _polish(theta, solver.f[best : best + 1], problem, steps)
-            f_best, extra = float(f_pol[0]), int(extra[0])
-            taken += extra
-            if extra:
-                log(taken, theta, torch.tensor([f_best]))
+
+        found = _minimise(problem, theta0, 1, steps=steps, prune=s["prune"], block=log_every, on_block=on_block)
+        theta, f_best, taken, row = found.theta, float(found.f[0]), int(found.iterations[0]), int(found.start[0])
+        if taken > history["step"][-1]:
+            log(taken, theta, found.f)
+        if not bool(found.converged[0]):
+            _warn(f"L-BFGS stopped at steps={steps} before converging; raise steps")
     else:
         theta = theta0.clone().requires_grad_(True)
         opt = torch.optim.SGD([theta], lr=lr, momentum=momentum) if optimizer == "gd" else torch.optim.Adam([theta], lr=lr)
-        f = f0
         for step in range(1, steps + 1):
             opt.zero_grad(set_to_none=True)
-            f = problem(theta)
-            f.sum().backward()
+            problem(theta).sum().backward()
             opt.step()
             if step % log_every == 0 or step == steps:
-                f = problem(theta).detach()
+                with torch.no_grad():
+                    f = problem(theta)
                 diverged(step, f)
                 log(step, theta.detach(), f)
                 bar.update(step - bar.n)
                 bar.set_postfix(objective=f"{float(f.min()):.8g}", refresh=False)
-        f = problem(theta).detach()
+        with torch.no_grad():
+            f = problem(theta)
         diverged(steps, f)
-        best = int(torch.argmin(f))
-        theta, f_best, taken = theta.detach()[best : best + 1], float(f[best]), steps
+        row = int(torch.argmin(f))
+        theta, f_best, taken = theta.detach()[row : row + 1], float(f[row]), steps
+        _check_first_order_run(float(f0.min()), history["objective"], optimizer, lr, steps, log_every)
     bar.total = max(bar.n, 1)
     bar.refresh()
     bar.close()
     seconds = time.perf_counter() - start
 
-    final = state_of(theta[0], f_best)
     settings = dict(
-        d=d, lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=bool(bias), lam_b=lam_b, loss=loss, optimizer=optimizer,
+        d=s["d"], lam_W=lams.tolist(), lam_H=lam_H, L=L, bias=s["bias"], lam_b=s["lam_b"], loss=s["loss"], optimizer=optimizer,
         lr=lr if optimizer != "lbfgs" else None, momentum=momentum if optimizer == "gd" else None, steps=steps,
-        init_std=init_std, restarts=restarts, prune=bool(prune), features=features, seed=seed,
-        warm_start=init is not None, device=str(dev),
-        dtype=str(dtype).replace("torch.", ""),
+        init_std=s["init_std"], restarts=s["restarts"], prune=s["prune"], features=s["features"], seed=s["seed"],
+        warm_start=init is not None, device=str(dev), dtype=str(s["dtype"]).replace("torch.", ""),
     )  # fmt: skip
+    return _result(problem, theta[0], 0, Q, row, f_best, history, settings, taken, seconds)
+
+
+def _result(problem: _Problem, theta_row: torch.Tensor, i: int, Q: list[torch.Tensor] | None, row: int, objective: float,
+            history: dict, settings: dict, steps: int, seconds: float) -> TrainResult:  # fmt: skip
+    """The :class:`TrainResult` of problem ``i`` at ``theta_row`` (start ``row`` of theta0, whose bases ``Q`` embed it)."""
+    layers, M, b, H = problem.to_numpy(theta_row, i)
+    layers, M = _embed(layers, M, None if Q is None else [q[row] for q in Q])
     return TrainResult(
-        layers=final.layers,
-        H=final.H,
-        b=final.b if final.b is not None else np.zeros(K),
-        labels=labels,
-        n=counts,
-        objective=f_best,
-        history={k: np.asarray(v) for k, v in history.items()},
-        settings=settings,
-        steps=taken,
-        seconds=seconds,
-    )
+        layers=layers, means=M, b=b if b is not None else np.zeros(problem.K), n=problem.row(i)[0].copy(), objective=objective,
+        history={k: np.asarray(v) for k, v in history.items()}, settings=settings, steps=steps, seconds=seconds, features=H,
+    )  # fmt: skip
 
 
 def train_many(
@@ -678,7 +938,7 @@ def train_many(
     lam_H: float | Sequence[float],
     L: int = 1,
     bias: bool = True,
-    steps: int = 5000,
+    steps: int | None = None,
     init_std: float = 0.5,
     restarts: int | None = None,
     prune: bool | None = None,
@@ -694,7 +954,8 @@ def train_many(
     parameters of all B problems form one (B, P) tensor and each iteration is a few batched
     tensor operations (:class:`nclab.lbfgs.BatchedLBFGS`); problems that converge leave the
     batch. For ``L >= 2`` the polishing pass of :func:`train` then runs on all settings at once.
-    This is the tool for sweeps: phase diagrams, grids over imbalance and strength.
+    This is the tool for sweeps: phase diagrams, grids over imbalance and strength. Arguments
+    are checked by the same code as :func:`train`'s, setting by setting.
 
     Parameters
     ----------
@@ -702,17 +963,24 @@ def train_many(
         Counts per setting, all with the same total N (a single profile is shared).
     d : int
         Feature width.
-    lam_W, lam_H : float or array_like of shape (B,)
-        Strengths per setting (one ``lam_W`` for every layer of a setting).
+    lam_W : float or array_like of shape (B,) or (B, L)
+        Weight decay per setting: one value for every layer of a setting, or one per layer.
+    lam_H : float or array_like of shape (B,)
+        Feature decay per setting.
     L, bias, steps, init_std, restarts, prune, features, seed, progress, device, dtype
-        As in :func:`train` (MSE loss, unregularised bias); the ``restarts`` of all settings
-        run in the same batch.
+        As in :func:`train` (MSE loss, unregularised bias, L-BFGS); the ``restarts`` of all
+        settings run in the same batch.
 
     Returns
     -------
     list of TrainResult
         One per setting, in order; ``history`` holds the final objective of each, ``steps``
         its L-BFGS iterations and ``seconds`` the wall time of the call divided by B.
+
+    Warns
+    -----
+    TrainingWarning
+        If L-BFGS stops at ``steps`` before some setting converged (raise ``steps``).
 
     Examples
     --------
@@ -722,197 +990,41 @@ def train_many(
     >>> bool(max(r.gap for r in runs) < 1e-8)
     True
     """
+    L = whole(L, "L (number of linear layers)", 1, MAX_DEPTH)
+    s = _resolve(L=L, d=d, bias=bias, steps=steps, init_std=init_std, restarts=restarts, prune=prune, features=features,
+                 seed=seed, progress=progress, device=device, dtype=dtype)  # fmt: skip
     counts = np.atleast_2d(np.asarray(n, dtype=float))
     if counts.ndim != 2:
         raise ValueError(f"n must have shape (B, K) or (K,); got {np.shape(n)}")
-    sizes = {len(counts) if len(counts) > 1 else 1, np.size(lam_W), np.size(lam_H)} - {1}
-    if len(sizes) > 1 or np.ndim(lam_W) > 1 or np.ndim(lam_H) > 1:
-        raise ValueError(f"n (rows), lam_W and lam_H must be single values or share one batch size B; got sizes {sorted(sizes)}")
-    B = sizes.pop() if sizes else 1
-    counts = np.stack([check_counts(row, name="n[i]") for row in np.broadcast_to(counts, (B, counts.shape[1]))])
-    K = counts.shape[1]
-    lam_W_b = np.broadcast_to(np.asarray(lam_W, dtype=float), (B,)).copy()
-    lam_H_b = np.broadcast_to(np.asarray(lam_H, dtype=float), (B,)).copy()
+    lam_W_b, lam_H_b = _batch_strengths(lam_W, lam_H, L, len(counts))
+    B = len(lam_W_b)
+    counts = np.stack([check_counts(row, name=f"n[{i}]") for i, row in enumerate(np.broadcast_to(counts, (B, counts.shape[1])))])
     if np.any(counts.sum(1) != counts[0].sum()):
         raise ValueError(f"every row of n must have the same total N; got totals {sorted(set(counts.sum(1).astype(int).tolist()))}")
-    for i in range(B):
-        check_lambdas(float(lam_W_b[i]), float(lam_H_b[i]), L)
-    d = whole(d, "d", 1)
-    steps = whole(steps, "steps", 1)
-    R, prune = _resolve_search(restarts, prune, L, "lbfgs", "mse")
-    features = _resolve_features(features, "lbfgs", "mse", 0.0)
-    dev = resolve_device(device)
-    labels = [labels_from_counts(row) for row in counts]
-    Y = torch.as_tensor(np.stack([one_hot(y, K) for y in labels]), dtype=dtype, device=dev)  # (B, K, N)
-    lw = torch.as_tensor(lam_W_b, dtype=dtype, device=dev)
-    lh = torch.as_tensor(lam_H_b, dtype=dtype, device=dev)
-    problem = _Problem(Y, counts, [lw] * L, lh, d=d, L=L, bias=bias, exact=features == "exact")
-    # restart r of setting i is row r * B + i
-    fun = lambda theta, rows: problem(theta, rows % B)  # noqa: E731
+    dev, dt, R = s["device"], s["dtype"], s["restarts"]
+    lw = [torch.as_tensor(lam_W_b[:, l].copy(), dtype=dt, device=dev) for l in range(L)]
+    problem = _Problem(counts, lw, torch.as_tensor(lam_H_b, dtype=dt, device=dev), d=s["d"], L=L, bias=s["bias"],
+                       exact=s["features"] == "exact", dtype=dt, device=dev)  # fmt: skip
 
-    theta0 = problem.init(R * B, init_std, torch.Generator().manual_seed(seed)).to(device=dev, dtype=dtype)
+    theta0, Q = problem.init(R * B, s["init_std"], torch.Generator().manual_seed(s["seed"]))
     start = time.perf_counter()
-    solver = BatchedLBFGS(fun, theta0)
-    bar = tqdm(total=R * B, desc=f"{B} UFMs L={L}", disable=not progress, leave=True)
-    while solver.n_iter < steps and not bool(solver.done.all()):
-        solver.step()
-        bar.update(int(solver.done.sum()) - bar.n)
-    if not bool(torch.isfinite(solver.f).all()):
-        bar.close()
-        raise TrainingDivergedError("a batched problem has a non-finite objective; lower init_std")
-    best = solver.f.reshape(R, B).argmin(0) * B + torch.arange(B, device=dev)
-    theta, f, taken = solver.theta[best], solver.f[best], solver.iterations[best]
-    if prune:
-        theta, f, extra = _polish(theta, f, problem, steps)
-        taken = taken + extra
+    bar = tqdm(total=R * B, desc=f"{B} UFMs L={L}", disable=not s["progress"], leave=True)
+    found = _minimise(problem, theta0.to(device=dev, dtype=dt), B, steps=s["steps"], prune=s["prune"],
+                      on_block=lambda solver: bar.update(int(solver.done.sum()) - bar.n))  # fmt: skip
     bar.update(R * B - bar.n)
     bar.close()
+    if not bool(torch.isfinite(found.f).all()):
+        raise TrainingDivergedError("a batched problem has a non-finite objective; lower init_std")
+    if not bool(found.converged.all()):
+        _warn(f"L-BFGS stopped at steps={s['steps']} before {int((~found.converged).sum())} of {B} settings converged; raise steps")
     seconds = time.perf_counter() - start
     results = []
     for i in range(B):
-        layers, H, b = problem.to_numpy(theta[i], i)
-        settings = dict(d=d, lam_W=[float(lam_W_b[i])] * L, lam_H=float(lam_H_b[i]), L=L, bias=bool(bias), lam_b=0.0,
-                        loss="mse", optimizer="lbfgs", features=features, steps=steps, init_std=init_std, restarts=R, prune=prune,
-                        seed=seed, device=str(dev), dtype=str(dtype).replace("torch.", ""), batch=B)  # fmt: skip
-        results.append(
-            TrainResult(
-                layers=layers, H=H, b=b if b is not None else np.zeros(K), labels=labels[i],
-                n=counts[i], objective=float(f[i]), history={"objective": np.array([float(f[i])])}, settings=settings,
-                steps=int(taken[i]), seconds=seconds / B,
-            )  # fmt: skip
-        )
+        settings = dict(d=s["d"], lam_W=lam_W_b[i].tolist(), lam_H=float(lam_H_b[i]), L=L, bias=s["bias"], lam_b=0.0,
+                        loss="mse", optimizer="lbfgs", features=s["features"], steps=s["steps"], init_std=s["init_std"],
+                        restarts=R, prune=s["prune"], seed=s["seed"], device=str(dev), dtype=str(dt).replace("torch.", ""),
+                        batch=B)  # fmt: skip
+        f = float(found.f[i])
+        results.append(_result(problem, found.theta[i], i, Q, int(found.start[i]), f, {"objective": np.array([f])}, settings,
+                               int(found.iterations[i]), seconds / B))  # fmt: skip
     return results
-
-
-def _run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
-    """Run :class:`BatchedLBFGS` until every problem converges, or for ``steps`` iterations."""
-    solver = BatchedLBFGS(fun, theta)
-    while solver.n_iter < steps and not bool(solver.done.all()):
-        solver.step()
-    return solver
-
-
-def _modes(theta: torch.Tensor, problem: _Problem, i: int):
-    """Layers, H, b of problem ``i`` (``theta`` of shape (1, P)), ``Z = M D`` and the SVD of ``W Z`` (K x K)."""
-    counts, Y, _, _ = problem.row(i)
-    layers, H, b = problem.unpack(theta, torch.tensor([i], device=theta.device))
-    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
-    Z = (H[0] @ Y.T) / sqrt_n  # M D, shape (d, K)
-    _, sig, Vh = torch.linalg.svd(product([W[0] for W in layers]) @ Z)
-    return layers, H, b, Z, sig, Vh, sqrt_n
-
-
-def _without_weakest_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tensor | None:
-    """Project the weakest surviving mode out of ``H`` and the input of ``W_1``; None if none."""
-    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, problem, i)
-    alive = (sig > nc.alive_tolerance(float(sqrt_n.square().sum()))).nonzero().flatten()
-    if alive.numel() == 0:
-        return None
-    q = Z @ Vh[int(alive[-1])]
-    q = q / q.norm()
-    P = torch.eye(q.numel(), dtype=q.dtype, device=q.device) - torch.outer(q, q)
-    new_layers = [W.clone() for W in layers]
-    new_layers[0] = new_layers[0] @ P
-    return problem.pack(new_layers, P @ H, b)
-
-
-def _with_new_mode(theta: torch.Tensor, problem: _Problem, i: int) -> torch.Tensor | None:
-    """Seed a mode along the top singular pair of the class-space residual; None if no room.
-
-    The residual of (P) on the class means is ``R = (I - W M - b 1^T) D`` (K x K). A lost mode is a
-    local minimum at zero for ``L >= 2``: gradients cannot bring it back, so it is planted, with
-    balanced layer scales, on a feature direction orthogonal to the surviving ones.
-    """
-    layers, H, b, Z, sig, Vh, sqrt_n = _modes(theta, problem, i)
-    _, Y, lams, lam_H = problem.row(i)
-    K = Z.shape[1]
-    W = [layer[0] for layer in layers]
-    logits = product(W) @ (Z / sqrt_n)
-    if b is not None:
-        logits = logits + b[0][:, None]
-    R = (torch.eye(K, dtype=Z.dtype, device=Z.device) - logits) * sqrt_n
-    U_r, s_r, Vh_r = torch.linalg.svd(R)
-    rank = int((sig > nc.alive_tolerance(float(sqrt_n.square().sum()))).sum())
-    if s_r[0] <= 0:
-        return None
-    # the new mode's path q_0 -> q_1 -> ... -> u must avoid the surviving modes in every space:
-    # q_0 (features) misses the columns of Z and the rows of W_1, q_l the top columns of W_l and
-    # the top rows of W_{l+1}, so that no cross term with the existing layers appears
-    top_cols = lambda A: torch.linalg.svd(A)[0][:, :rank]  # noqa: E731
-    top_rows = lambda A: torch.linalg.svd(A)[2][:rank].T  # noqa: E731
-    gen = torch.Generator().manual_seed(rank)
-    path = []
-    for l in range(problem.L):
-        taken = torch.cat([top_cols(Z if l == 0 else W[l - 1]), top_rows(W[l])], dim=1)
-        q = _direction_avoiding(taken, rank, gen)
-        if q is None:
-            return None
-        path.append(q)
-    path.append(U_r[:, 0])
-    L = problem.L
-    c = effective_c(lams, lam_H, L)
-    x0 = float(s_r[0]) ** (1 / (L + 1))
-    new_layers = [layer.clone() for layer in layers]
-    for l in range(L):
-        new_layers[l][0] += np.sqrt(c / lams[l]) * x0 * torch.outer(path[l + 1], path[l])
-    new_Z = np.sqrt(c / lam_H) * x0 * torch.outer(path[0], Vh_r[0])
-    new_H = H + (new_Z / sqrt_n) @ Y
-    return problem.pack(new_layers, new_H, b)
-
-
-def _direction_avoiding(taken: torch.Tensor, rank: int, gen: torch.Generator) -> torch.Tensor | None:
-    """A random unit vector orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
-
-    ``taken`` (d, 2 rank) stacks two orthonormal bases of what should be one subspace (the
-    surviving modes seen from both sides of a space); near a critical point they agree only up
-    to round-off, so the subspace is their top ``rank`` left singular vectors. None if
-    ``rank >= d`` (no room for another mode).
-    """
-    d = taken.shape[0]
-    if rank >= d:
-        return None
-    U = torch.linalg.svd(taken, full_matrices=False)[0][:, :rank]
-    q = torch.randn(d, generator=gen, dtype=torch.float64).to(taken)
-    q = q - U @ (U.T @ q)
-    return q / q.norm()
-
-
-def _polish(theta: torch.Tensor, f: torch.Tensor, problem: _Problem, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Escape the two traps of depth, for a batch of B problems: spurious modes and lost modes.
-
-    First remove the weakest surviving mode while that lowers (P) (a spurious mode is a local
-    minimum just below the threshold); then plant the mode the residual misses while that lowers
-    (P) (the origin of every mode is a local minimum for ``L >= 2``). The candidates of all
-    problems are re-optimised together by L-BFGS and each is kept only if its objective
-    decreases; a problem stops a move at its first failure.
-
-    Parameters
-    ----------
-    theta : torch.Tensor, shape (B, P)
-        One point per problem of ``problem`` (a batch of B problems, or one problem and B = 1).
-    f : torch.Tensor, shape (B,)
-        Objective at ``theta``.
-    problem : _Problem
-    steps : int
-        Iteration limit of each L-BFGS run.
-
-    Returns
-    -------
-    theta, f, iterations (a (B,) long tensor of the extra L-BFGS iterations)
-    """
-    theta, f = theta.clone(), f.clone()
-    taken = torch.zeros(len(theta), dtype=torch.long, device=theta.device)
-    for move in (_without_weakest_mode, _with_new_mode):
-        trying = list(range(len(theta)))
-        while trying:
-            made = [(i, move(theta[i : i + 1], problem, i)) for i in trying]
-            made = [(i, c) for i, c in made if c is not None]
-            if not made:
-                break
-            rows = torch.tensor([i for i, _ in made], device=theta.device)
-            solver = _run_lbfgs(lambda t, r: problem(t, rows[r]), torch.cat([c for _, c in made]), steps)
-            taken[rows] += solver.iterations
-            better = solver.f < f[rows] - 1e-13 * f[rows].abs()
-            theta[rows[better]], f[rows[better]] = solver.theta[better], solver.f[better]
-            trying = rows[better].tolist()
-    return theta, f, taken

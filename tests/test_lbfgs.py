@@ -85,3 +85,30 @@ def test_rosenbrock_batch_converges(history):
     while not bool(solver.done.all()) and solver.n_iter < 2000:
         solver.step()
     torch.testing.assert_close(solver.theta, torch.ones(3, 2, dtype=torch.float64), rtol=1e-6, atol=1e-6)
+
+
+def test_a_gradient_given_by_the_function_equals_autograd():
+    fun, A, c = quadratics(4, 12, seed=2)
+
+    def with_grad(theta, rows):
+        return fun(theta, rows), torch.einsum("bpq,bq->bp", A[rows], theta) - c[rows]
+
+    start = torch.randn(4, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    auto, jac = BatchedLBFGS(fun, start), BatchedLBFGS(with_grad, start, jac=True)
+    for _ in range(12):
+        auto.step()
+        jac.step()
+    torch.testing.assert_close(jac.theta, auto.theta, rtol=1e-9, atol=1e-12)
+
+
+def test_stopped_problems_freeze_and_the_others_run_on():
+    fun, A, c = quadratics(3, 10, seed=3)
+    solver = BatchedLBFGS(fun, torch.zeros(3, 10, dtype=torch.float64))
+    for _ in range(3):
+        solver.step()
+    frozen = solver.theta[1].clone()
+    solver.stop(torch.tensor([1]))
+    assert solver.done.tolist() == [False, True, False]
+    for _ in range(5):
+        solver.step()
+    assert torch.equal(solver.theta[1], frozen) and int(solver.iterations[1]) == 3 and int(solver.iterations[0]) == 8

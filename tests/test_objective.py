@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from nclab.data import labels_from_counts, one_hot
-from nclab.objective import collapsed_objective, exact_features, ufm_objective
+from nclab.objective import collapsed_objective, exact_features, projected_objective, projected_value_and_grad, ufm_objective
 
 N_COUNTS = np.array([7.0, 4.0, 2.0])
 
@@ -59,3 +59,39 @@ def test_batched_exact_features_equal_one_by_one():
         np.testing.assert_allclose(M[i].numpy(), Mi, rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(b[i].numpy(), bi)
         assert float(f[i]) == pytest.approx(collapsed_objective([Ws[i]], Mi, bi, n[i], [0.1], lam_H[i]), rel=1e-12)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_projected_objective_is_the_minimum_over_features_and_bias(L, bias):
+    """Independent route: the exact features plugged into the collapsed objective (numpy and torch)."""
+    layers = layers_for(L)
+    M, b = exact_features(layers, N_COUNTS, 0.05, bias=bias)
+    f = collapsed_objective(layers, M, b, N_COUNTS, [0.1] * L, 0.05)
+    assert projected_objective(layers, N_COUNTS, [0.1] * L, 0.05, bias=bias) == pytest.approx(f, rel=1e-13)
+    tl = [torch.tensor(W) for W in layers]
+    assert float(projected_objective(tl, torch.tensor(N_COUNTS), [0.1] * L, 0.05, bias=bias)) == pytest.approx(f, rel=1e-13)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_projected_gradient_equals_autograd_in_a_batch(L, bias):
+    rng = np.random.default_rng(L)
+    B, K, r = 3, 3, 4
+    layers = [torch.tensor(rng.standard_normal((B, r, r))) for _ in range(L - 1)] + [torch.tensor(rng.standard_normal((B, K, r)))]
+    n = torch.tensor([[7.0, 4, 2], [5, 5, 3], [1, 1, 11]])
+    lam_W = [torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)] * L
+    lam_H = torch.tensor([0.05, 0.01, 0.5], dtype=torch.float64)
+    leaves = [W.clone().requires_grad_(True) for W in layers]
+    f = projected_objective(leaves, n, lam_W, lam_H, bias=bias)
+    auto = torch.autograd.grad(f.sum(), leaves)
+    value, grads = projected_value_and_grad(layers, n, lam_W, lam_H, bias=bias)
+    torch.testing.assert_close(value, f.detach(), rtol=1e-13, atol=0)
+    for a, g in zip(auto, grads):
+        torch.testing.assert_close(g, a, rtol=1e-10, atol=1e-13)
+
+
+def test_projected_objective_is_nan_at_a_non_finite_point():
+    W = torch.tensor([[float("inf"), 0.0], [0.0, 1.0]], dtype=torch.float64)
+    value, _ = projected_value_and_grad([W], torch.tensor([3.0, 2.0]), [0.1], 0.1)
+    assert torch.isnan(value) and torch.isnan(projected_objective([W], torch.tensor([3.0, 2.0]), [0.1], 0.1))

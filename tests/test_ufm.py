@@ -6,6 +6,7 @@ import torch
 
 import nclab
 from nclab import data, theory, ufm
+from nclab.objective import product
 from nclab.ufm import HISTORY_METRICS, TrainingDivergedError, train
 
 IMBALANCED = [20, 10, 5, 5]
@@ -196,6 +197,212 @@ def test_a_lost_mode_is_replanted_when_the_width_equals_K(seed):
     assert abs(r.gap) < 1e-9
 
 
+# ----------------------------------------------------------------------------- issue #17: train_many checks what train checks
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(init_std=0.0),
+        dict(init_std=-1.0),
+        dict(seed=-1),
+        dict(seed=1.5),
+        dict(lam_W="0.01"),
+        dict(lam_H="0.01"),
+        dict(lam_W=-0.01),
+        dict(lam_H=float("nan")),
+        dict(lam_W=True),
+        dict(bias="no"),
+        dict(bias=1),
+        dict(d=0),
+        dict(L=0),
+        dict(steps=0),
+        dict(restarts=0),
+        dict(prune="yes"),
+        dict(progress="no"),
+        dict(features="frozen"),
+        dict(device="tpu"),
+        dict(dtype=torch.int64),
+    ],
+    ids=lambda kw: ",".join(f"{k}={v!r}" for k, v in kw.items()),
+)
+def test_train_many_refuses_what_train_refuses(kwargs):
+    from nclab.ufm import train_many
+
+    args = dict(d=4, lam_W=0.01, lam_H=0.01, progress=False)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError)) as one:
+        train(IMBALANCED, **args)
+    with pytest.raises(one.type) as many:
+        train_many([IMBALANCED, IMBALANCED[::-1]], **args)
+    # the same message, with the setting named where it concerns one setting's strengths
+    assert str(one.value) in str(many.value)
+
+
+def test_bias_must_be_a_bool():
+    with pytest.raises(TypeError, match="bias must be True or False; got 'no'"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, bias="no", progress=False)
+    r = train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, bias=np.bool_(False), progress=False)
+    assert r.bias is False and r.settings["bias"] is False
+
+
+def test_train_many_takes_per_layer_strengths_and_names_the_bad_setting():
+    from nclab.ufm import train_many
+
+    lam_W = np.array([[0.01, 0.02], [0.02, 0.01]])
+    runs = train_many([IMBALANCED, [10, 10, 10, 10]], d=5, lam_W=lam_W, lam_H=[0.005, 0.01], L=2, progress=False)
+    for r, lw, lh in zip(runs, lam_W, [0.005, 0.01]):
+        assert r.settings["lam_W"] == lw.tolist() and r.settings["lam_H"] == lh
+        assert abs(r.gap) < 1e-8
+    with pytest.raises(ValueError, match=r"setting 1: lam_W\[1\] must be a positive"):
+        train_many([IMBALANCED] * 2, d=5, lam_W=[[0.01, 0.01], [0.01, -1]], lam_H=0.01, L=2, progress=False)
+    with pytest.raises(ValueError, match="one value per layer: L = 2"):
+        train_many([IMBALANCED] * 2, d=5, lam_W=[[0.01, 0.01, 0.01]] * 2, lam_H=0.01, L=2, progress=False)
+
+
+# ----------------------------------------------------------------------------- issue #17: comparisons and non-convergence
+
+
+def test_comparison_with_the_closed_form_refuses_a_width_below_its_modes():
+    lam = lam_for(IMBALANCED, 1, True, cut=False)  # all K - 1 = 3 modes survive
+    r = train(IMBALANCED, d=2, lam_W=lam, lam_H=lam, progress=False, metrics=())
+    assert r.objective > theory.global_minimizer(IMBALANCED, lam, lam).objective  # f* is only a lower bound at d = 2
+    for call in (lambda: r.gap, r.distance_to_theory, r.theory):
+        with pytest.raises(ValueError, match="d = 2 is smaller than the 3 modes that survive"):
+            call()
+    with pytest.raises(ValueError, match="Use d >= 3"):
+        train(IMBALANCED, d=2, lam_W=lam, lam_H=lam, progress=False, metrics=("gap",))
+    # a width below K is fine when it holds every surviving mode
+    cut = lam_for(IMBALANCED, 1, True, cut=True)
+    assert theory.global_minimizer(IMBALANCED, cut, cut).n_active == 1
+    assert abs(train(IMBALANCED, d=1, lam_W=cut, lam_H=cut, progress=False).gap) < 1e-8
+
+
+def test_a_run_whose_objective_rose_by_orders_of_magnitude_warns():
+    from nclab.ufm import TrainingWarning
+
+    with pytest.warns(TrainingWarning, match=r"rose from .* lower lr \(try lr=1\)"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, optimizer="adam", lr=10.0, steps=300, progress=False)
+
+
+def test_a_run_that_ends_far_from_stationarity_warns():
+    from nclab.ufm import TrainingWarning, train_many
+
+    with pytest.warns(TrainingWarning, match="L-BFGS stopped at steps=3 before converging; raise steps"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, steps=3, progress=False)
+    with pytest.warns(TrainingWarning, match="far from stationarity; raise steps"):
+        train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, optimizer="gd", lr=0.01, steps=50, progress=False)
+    with pytest.warns(TrainingWarning, match="before 2 of 2 settings converged; raise steps"):
+        train_many([IMBALANCED] * 2, d=4, lam_W=0.01, lam_H=[0.01, 0.02], steps=3, progress=False)
+
+
+def test_converged_runs_do_not_warn(recwarn):
+    train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, L=2, progress=False)
+    train(IMBALANCED, d=4, lam_W=0.01, lam_H=0.01, optimizer="gd", lr=0.5, steps=2000, progress=False)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_the_polish_survives_failing_svds(monkeypatch):
+    """LAPACK's gesdd can fail to converge (issue #17); the polish falls back to SciPy's gesvd,
+    and skips a move whose matrix no driver factors, instead of crashing."""
+    import scipy.linalg
+
+    lam = lam_for(IMBALANCED, 3, True, cut=True)
+    f_star = theory.global_minimizer(IMBALANCED, lam, lam, L=3).objective
+
+    def fails(*args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", fails)
+    r = train(IMBALANCED, d=6, lam_W=lam, lam_H=lam, L=3, progress=False, metrics=())
+    assert abs(r.objective - f_star) <= 1e-8 * f_star
+    monkeypatch.setattr(scipy.linalg, "svd", lambda *a, **k: (_ for _ in ()).throw(np.linalg.LinAlgError("SVD did not converge")))
+    r = train(IMBALANCED, d=6, lam_W=lam, lam_H=lam, L=3, progress=False, metrics=(), init_std=0.05, restarts=1)
+    assert np.isfinite(r.objective)  # the moves were skipped; the run returned
+
+
+@pytest.mark.slow
+def test_large_badly_conditioned_deep_problem_reaches_the_closed_form():
+    """Issue #17: K = 200, long-tailed with ratio 1e4, L = 6 crashed in the polish (gesdd)."""
+    n = data.long_tailed(200, 2000, 1e4)
+    lam = 1e-4
+    g = theory.global_minimizer(n, lam, lam, L=6)
+    assert 0 < g.n_active < 199
+    r = train(n, d=256, lam_W=lam, lam_H=lam, L=6, progress=False, metrics=())
+    assert abs(r.gap) < 1e-6 and r.distance_to_theory()["W_gram"] < 1e-3
+
+
+# ----------------------------------------------------------------------------- issue #20: nothing of size N, class-level history
+
+
+def test_exact_features_build_nothing_of_size_N():
+    """N = 3e9 samples: a K x N or d x N array would need terabytes, so this passes only if the
+    training and the history never build one; H appears on access only."""
+    n = [1.5e9, 1e9, 5e8]
+    lam = 1e-9
+    r = train(n, d=5, lam_W=lam, lam_H=lam, L=2, progress=False, metrics=("nc1", "nc3", "nc4", "gap", "M_gram_error"))
+    assert r.features is None and "H" not in r.__dict__ and "labels" not in r.__dict__
+    assert abs(r.gap) < 1e-8 and r.history["nc1"][-1] == 0.0 and r.history["nc4"][-1] == 1.0
+    small = train(IMBALANCED, d=5, lam_W=0.01, lam_H=0.01, progress=False)
+    assert small.H.shape == (5, 40) and np.array_equal(small.H, small.means[:, small.labels])
+
+
+@pytest.mark.filterwarnings("ignore::nclab.ufm.TrainingWarning")
+def test_history_metrics_agree_with_the_per_sample_ones():
+    from nclab import metrics
+
+    kw = dict(d=5, lam_W=0.01, lam_H=0.01, progress=False, metrics=("nc3", "nc4"), steps=6)
+    exact = train(IMBALANCED, **kw)
+    W, M = exact.W, exact.means
+    assert exact.history["nc4"][-1] == metrics.ncc_agreement(exact.H, W, exact.b, M)
+    # NC3 with a bias: means centred by the sample-weighted mean (the rule of nclab.nets.centred_gram)
+    free = train(IMBALANCED, features="free", **kw)
+    Mc = metrics.centered_means(free.means, IMBALANCED, weighted=True)
+    assert free.history["nc3"][-1] == pytest.approx(metrics.self_duality(free.W, Mc), rel=1e-9)
+    assert free.history["nc4"][-1] == metrics.ncc_agreement(free.H, free.W, free.b, free.means)
+    nob = train(IMBALANCED, bias=False, **kw)
+    assert nob.history["nc3"][-1] == pytest.approx(metrics.self_duality(nob.W, nob.means), rel=1e-9)
+
+
+def test_training_in_subspaces_keeps_the_product_of_the_gaussian_start():
+    from nclab.ufm import _embed, _Problem
+
+    counts = np.array(IMBALANCED, dtype=float)
+    for L in (1, 3):
+        problem = _Problem(counts, [0.01] * L, 0.01, d=7, L=L, bias=True, exact=True)
+        theta, Q = problem.init(2, 0.5, torch.Generator().manual_seed(0))
+        full = std_layers = 0.5 * torch.randn(2, 7 * 7 * (L - 1) + 4 * 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        sizes = [49] * (L - 1) + [28]
+        shapes = [(7, 7)] * (L - 1) + [(4, 7)]
+        std_layers = [p.reshape(2, *s) for p, s in zip(torch.split(full, sizes, dim=1), shapes)]
+        assert theta.shape == (2, 16 * (L - 1) + 16) and Q[0].shape == (2, 7, 4)
+        for row in range(2):
+            reduced = [A[row].numpy() for A in problem.split(theta)]
+            layers, _ = _embed(reduced, np.zeros((4, 4)), [q[row] for q in Q])
+            np.testing.assert_allclose(product(layers), product([W[row].numpy() for W in std_layers]), atol=1e-12)
+            assert all(np.linalg.norm(a) <= np.linalg.norm(w[row].numpy()) + 1e-12 for a, w in zip(reduced, std_layers))
+
+
+@pytest.mark.parametrize("chunk", [1 << 22, 1], ids=["batched-screen", "ternary-search"])
+def test_the_polish_recovers_many_lost_modes_in_a_few_block_moves(monkeypatch, chunk):
+    """A tiny start loses every mode of a deep model; the block moves plant them back in a few
+    L-BFGS runs, not one run per mode, whether the candidates are screened in one batch or
+    searched one at a time (the path of large problems)."""
+    from nclab import _polish
+
+    monkeypatch.setattr(_polish, "CHUNK", chunk)
+    runs = []
+    real = _polish.run_lbfgs
+    monkeypatch.setattr(_polish, "run_lbfgs", lambda *a: runs.append(1) or real(*a))
+    n = data.long_tailed(24, 400, 10)
+    lam = 2e-3
+    g = theory.global_minimizer(n, lam, lam, L=3)
+    assert g.n_active >= 12
+    r = train(n, d=30, lam_W=lam, lam_H=lam, L=3, init_std=0.01, restarts=1, progress=False, metrics=())
+    assert abs(r.gap) < 1e-8 and r.distance_to_theory()["W_gram"] < 1e-5
+    assert len(runs) <= 6
+
+
 GEOMETRY_METRICS = ("bias_error", "alignment_error", "orthogonality_error", "sv_error")
 
 
@@ -209,8 +416,13 @@ def test_geometry_metrics_fall_to_zero_when_training_reaches_the_optimum(one_thr
         assert final.history[m][-1] < 1e-6, m  # and zero at the optimum
 
 
-def _state_at(point, g, layers=None):
-    return ufm._State(layers or point.layers, point.H, point.b, point.labels, g.K, g.objective, lambda: g)
+def _state_at(point, g, layers=None, b=None):
+    """The history metrics' view of a point (free features, so that H and b are the point's own)."""
+    layers = layers or point.layers
+    problem = ufm._Problem(g.n, [g.lam_W[0]], g.lam_H, d=layers[0].shape[1], L=1, bias=True)
+    as_t = lambda a: torch.as_tensor(np.asarray(a, dtype=float))[None]  # noqa: E731
+    theta = problem.pack([as_t(W) for W in layers], as_t(point.H), as_t(point.b if b is None else b))
+    return ufm._State(problem, theta[0], g.objective, lambda: g)
 
 
 def test_geometry_metrics_measure_the_angle_they_name():
@@ -231,7 +443,7 @@ def test_geometry_metrics_measure_the_angle_they_name():
     rows = g.U.T @ (W @ P.T)
     cos12 = abs(rows[0] @ rows[1]) / np.linalg.norm(rows[0]) / np.linalg.norm(rows[1])
     assert cos12 < 1e-12 and HISTORY_METRICS["orthogonality_error"](turned) < 1e-12  # r_1 -> free stays orthogonal
-    shifted = ufm._State(point.layers, point.H, point.b + np.array([0.1, 0, 0, 0]), point.labels, 4, 0.0, lambda: g)
+    shifted = _state_at(point, g, b=point.b + np.array([0.1, 0, 0, 0]))
     assert np.isclose(HISTORY_METRICS["bias_error"](shifted), 0.1 / np.linalg.norm(g.b))
 
 

@@ -1,0 +1,370 @@
+"""The polishing pass of :func:`nclab.train`: repairing lost and spurious modes of a deep UFM.
+
+For ``L >= 2`` the origin of every mode is a local minimum of (P) and, just below the
+threshold, so is a spurious nonzero mode (``nclab.theory.nonzero_branch``): L-BFGS from a
+random start can end with modes lost or kept wrongly. Two moves repair them, and each is
+judged by the objective alone:
+
+* *remove*: project the ``j`` weakest surviving modes out of every layer (and of the features);
+* *plant*: seed the ``j`` strongest singular pairs of the class-space residual
+  ``R = (I - W M - b 1^T) D`` as new modes, with balanced layer scales, on directions that avoid
+  the surviving ones, at a few amplitudes.
+
+At a critical point the modes decouple and (P) is a sum over modes, so the value of a
+candidate already tells whether the move helps: every candidate (several ``j``, several
+amplitudes) is evaluated, the best is re-optimised by L-BFGS and kept only if (P) went down.
+Moving blocks of modes at once matters for large K, where a random start of a deep model can
+lose hundreds of modes. Nothing here uses the closed form: the candidates come from the
+current point and its residual, and the objective decides.
+
+The problem is the ``_Problem`` of :mod:`nclab.ufm` (its ``point``, ``pack``, ``row``,
+``value_and_grad``, and its call for values).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import metrics as nc
+from .lbfgs import BatchedLBFGS
+from .objective import product
+from .theory import effective_c
+
+#: Relative decrease a move must achieve to be kept.
+GAIN = 1e-13
+#: Amplitudes of a single planted mode, relative to fitting the residual's singular value whole.
+ONE_SCALES = np.geomspace(0.1, 1.2, 12)
+#: Amplitudes of a block of planted modes (a deep mode that survives sits at 0.5 to 1 of it).
+BLOCK_SCALES = (0.6, 0.8, 0.9, 1.0)
+#: Most parameters evaluated in one batch while screening candidates (a larger family is searched).
+CHUNK = 1 << 22
+#: Most rounds of moves.
+ROUNDS = 50
+
+
+def svd(A: torch.Tensor, full_matrices: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """SVD of a small matrix; None when it fails.
+
+    LAPACK's default driver (gesdd) fails to converge on some badly conditioned matrices that
+    gesvd factors (issue #17: K = 200, L = 6, ratio 1e4), so SciPy's gesvd is the fallback, and
+    a move whose matrix neither factors is skipped rather than the run lost.
+    """
+    try:
+        return torch.linalg.svd(A, full_matrices=full_matrices)
+    except RuntimeError:  # torch.linalg.LinAlgError is a RuntimeError
+        pass
+    import scipy.linalg
+
+    try:
+        parts = scipy.linalg.svd(A.detach().cpu().double().numpy(), full_matrices=full_matrices, lapack_driver="gesvd")
+    except (np.linalg.LinAlgError, ValueError):
+        return None
+    return tuple(torch.as_tensor(p, dtype=A.dtype, device=A.device) for p in parts)  # type: ignore[return-value]
+
+
+def counts_to_try(most: int) -> list[int]:
+    """How many modes a block move tries: every count up to 16, then steps of about 1.5x, and ``most``."""
+    small = list(range(1, min(most, 16) + 1))
+    big = np.unique(np.round(16 * 1.5 ** np.arange(1, 40)).astype(int))
+    return small + [int(j) for j in big if 16 < j < most] + ([most] if most > 16 else [])
+
+
+@dataclass
+class Modes:
+    """Problem ``i`` at one point: layers, ``H`` (free features) and ``b``, ``Z = M D`` and the SVD of ``W Z``."""
+
+    layers: list[torch.Tensor]  # each (1, rows, cols)
+    H: torch.Tensor | None
+    b: torch.Tensor | None
+    Z: torch.Tensor
+    sig: torch.Tensor
+    Vh: torch.Tensor
+    sqrt_n: torch.Tensor
+    Y: torch.Tensor | None
+    lams: np.ndarray
+    lam_H: float
+
+    @property
+    def rank(self) -> int:
+        """Number of surviving modes (:func:`nclab.metrics.alive_tolerance`)."""
+        return int((self.sig > nc.alive_tolerance(float(self.sqrt_n.square().sum()))).sum())
+
+
+def modes(theta: torch.Tensor, problem, i: int) -> Modes | None:
+    counts, lams, lam_H, Y = problem.row(i)
+    layers, M, b, H = problem.point(theta, torch.tensor([i], device=theta.device))
+    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
+    Z = M[0] * sqrt_n  # M D, shape (r, K)
+    parts = svd(product([W[0] for W in layers]) @ Z)
+    if parts is None:
+        return None
+    return Modes(layers, H, b, Z, parts[1], parts[2], sqrt_n, Y, lams, lam_H)
+
+
+@dataclass
+class Family:
+    """Candidates of one move for one problem: ``build(ks)`` makes the candidates at positions
+    ``ks`` as one batch (len(ks), P). ``ordered``: by the number of modes moved, along which (P)
+    is unimodal at a critical point (a long such family is searched, not evaluated whole)."""
+
+    size: int
+    build: Callable[[Sequence[int]], torch.Tensor]
+    ordered: bool = True
+
+
+def _nested_basis(A: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns whose first j span the first j columns of ``A`` for every j (QR); a
+    column that adds no direction becomes zero."""
+    Q, R = torch.linalg.qr(A)
+    diag = R.diagonal().abs()
+    return Q * (diag > 1e-12 * max(float(diag.max()), 1e-300)) if diag.numel() else Q
+
+
+def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
+    """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try` (one family); None if none survives.
+
+    The modes enter ``W_1`` along their feature directions ``Z v`` and leave layer l along
+    the span of ``W_l q_{l-1}``; each layer loses its component on its input block, so the
+    modes leave the product and the layers' norms alike. Weakest first, the blocks are nested,
+    so one QR per space serves every ``j``.
+    """
+    m = modes(theta, problem, i)
+    if m is None or m.rank == 0:
+        return None
+    bases = [_nested_basis(m.Z @ m.Vh[: m.rank].flip(0).T)]  # (r, rank), weakest mode first
+    for W in m.layers[:-1]:
+        bases.append(_nested_basis(W[0] @ bases[-1]))
+    counts = counts_to_try(m.rank)
+
+    def build(ks: Sequence[int]) -> torch.Tensor:
+        mask = (torch.arange(m.rank, device=theta.device)[None, :] < torch.tensor([counts[k] for k in ks], device=theta.device)[:, None]).to(theta.dtype)
+        layers = [W - torch.einsum("ar,kr,br->kab", W[0] @ q, mask, q) for W, q in zip(m.layers, bases)]
+        H = None if m.H is None else m.H - torch.einsum("ar,kr,br->kab", bases[0], mask, bases[0]) @ m.H[0]
+        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(ks), -1))
+
+    return [Family(len(counts), build)]
+
+
+def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> torch.Tensor | None:
+    """``j`` random orthonormal directions orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
+
+    ``taken`` (r, 2 rank) stacks two orthonormal bases of what should be one subspace (the
+    surviving modes seen from both sides of a space); near a critical point they agree only up
+    to round-off, so the subspace is their top ``rank`` left singular vectors. None if there
+    is no room for ``j`` more or the factorisation fails.
+    """
+    r = taken.shape[0]
+    if rank + j > r:
+        return None
+    U = None
+    if rank:
+        parts = svd(taken, full_matrices=False)
+        if parts is None:
+            return None
+        U = parts[0][:, :rank]
+    q = torch.randn(r, j, generator=gen, dtype=torch.float64).to(taken)
+    if U is not None:
+        q = q - U @ (U.T @ q)
+    return torch.linalg.qr(q).Q
+
+
+def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
+    """Candidates with the ``j`` top singular pairs of the class-space residual planted as new modes; None if no room.
+
+    Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
+    :data:`BLOCK_SCALES`, blocks of ``j`` modes for ``j`` in :func:`counts_to_try`.
+
+    Mode ``k`` gets the balanced layer scales of a deep mode, ``sqrt(c / lam_l) x`` with
+    ``x = a s_k^(1/(L+1))`` (``a = 1`` fits the residual's singular value ``s_k`` whole), at the
+    amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks. The path of
+    the new modes through the layers avoids the surviving ones in every space, so that no cross
+    term with the existing layers appears.
+    """
+    m = modes(theta, problem, i)
+    if m is None:
+        return None
+    K, L = m.Z.shape[1], problem.L
+    W = [layer[0] for layer in m.layers]
+    logits = product(W) @ (m.Z / m.sqrt_n)
+    if m.b is not None:
+        logits = logits + m.b[0][:, None]
+    res = svd((torch.eye(K, dtype=m.Z.dtype, device=m.Z.device) - logits) * m.sqrt_n)
+    if res is None:
+        return None
+    U_r, s_r, Vh_r = res
+    rank = m.rank
+    most = min(int((s_r > 1e-12 * max(float(s_r[0]), 1e-300)).sum()), m.Z.shape[0] - rank)
+    if most <= 0:
+        return None
+    gen = torch.Generator().manual_seed(rank)
+    path = []  # an orthonormal block per space, features first: (r, most) ... then (K, most)
+    for l in range(L):
+        before, after = svd(m.Z if l == 0 else W[l - 1]), svd(W[l])
+        if before is None or after is None:
+            return None
+        q = _avoiding(torch.cat([before[0][:, :rank], after[2][:rank].T], dim=1), rank, most, gen)
+        if q is None:
+            return None
+        path.append(q)
+    path.append(U_r[:, :most])
+    c = effective_c(m.lams, m.lam_H, L)
+    root = s_r[:most] ** (1 / (L + 1))
+    coef = [math.sqrt(c / lam) for lam in m.lams]
+
+    def planted(x: torch.Tensor) -> torch.Tensor:
+        """Candidates with the modes planted at the amplitudes ``x`` (k, most) (zero: not planted)."""
+        layers = [W[l][None] + coef[l] * torch.einsum("ai,ki,bi->kab", path[l + 1], x, path[l]) for l in range(L)]
+        H = None
+        if m.H is not None:
+            new_Z = math.sqrt(c / m.lam_H) * torch.einsum("ai,ki,ib->kab", path[0], x, Vh_r[:most])
+            H = m.H + (new_Z / m.sqrt_n) @ m.Y
+        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(x), -1))
+
+    one = torch.as_tensor(ONE_SCALES, dtype=theta.dtype, device=theta.device)
+    first = torch.zeros(most, dtype=theta.dtype, device=theta.device)
+    first[0] = root[0]
+    families = [Family(len(one), lambda ks: planted(one[list(ks)][:, None] * first[None, :]), ordered=False)]
+    blocks = counts_to_try(most)[1:]
+    for a in BLOCK_SCALES if blocks else ():
+        def build(ks: Sequence[int], a: float = a) -> torch.Tensor:
+            js = torch.tensor([blocks[k] for k in ks], device=theta.device)
+            return planted(a * root[None, :] * (torch.arange(most, device=theta.device)[None, :] < js[:, None]))
+
+        families.append(Family(len(blocks), build))
+    return families
+
+
+def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tuple[float, torch.Tensor]]:
+    """For every problem ``i``, the candidate of ``families[i]`` with the lowest (P), and that value.
+
+    Families whose candidates fit in :data:`CHUNK` parameters (and the short, unordered ones)
+    are built whole and evaluated together, for all problems, in batches of about
+    :data:`CHUNK` parameters. A long ordered family is searched problem by problem, a
+    candidate at a time: along it (P) is unimodal at a critical point, where the modes
+    decouple (it falls while the moves help, then rises), and a ternary search needs about
+    ``2 log_1.5`` of its length evaluations.
+    """
+    best: dict[int, tuple[float, torch.Tensor]] = {}
+
+    def offer(i: int, f: torch.Tensor, cands: torch.Tensor) -> None:
+        k = int(torch.argmin(f))
+        if float(f[k]) < best.get(i, (math.inf,))[0]:
+            best[i] = (float(f[k]), cands[k : k + 1])
+
+    def values(cands: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.nan_to_num(problem(cands, owners), nan=math.inf)
+
+    P = problem.P
+    whole: list[tuple[int, torch.Tensor]] = []  # (problem, candidates) to evaluate in batches
+    for i, fams in families.items():
+        for fam in fams:
+            if not fam.ordered or fam.size * P <= CHUNK:
+                per = max(1, CHUNK // P)
+                whole += [(i, fam.build(range(k, min(k + per, fam.size)))) for k in range(0, fam.size, per)]
+                continue
+            cache: dict[int, float] = {}
+
+            def at(k: int) -> float:
+                if k not in cache:
+                    cand = fam.build([k])
+                    cache[k] = float(values(cand, torch.tensor([i], device=cand.device))[0])
+                    offer(i, torch.tensor([cache[k]]), cand)
+                return cache[k]
+
+            lo, hi = 0, fam.size - 1
+            while hi - lo > 2:
+                m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+                if at(m1) <= at(m2):
+                    hi = m2
+                else:
+                    lo = m1
+            for k in range(lo, hi + 1):
+                at(k)
+    per = max(1, CHUNK // P)
+    pending: list[tuple[int, torch.Tensor]] = []
+    held = 0  # candidates in pending
+
+    def flush() -> None:
+        nonlocal held
+        held = 0
+        if pending:
+            cands = torch.cat([c for _, c in pending])
+            owners = torch.cat([torch.full((len(c),), i, device=cands.device) for i, c in pending])
+            f, start = values(cands, owners), 0
+            for i, c in pending:
+                offer(i, f[start : start + len(c)], c)
+                start += len(c)
+            pending.clear()
+
+    for i, cands in whole:
+        if pending and held + len(cands) > per:
+            flush()
+        pending.append((i, cands))
+        held += len(cands)
+    flush()
+    return best
+
+
+def run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
+    """Run :class:`BatchedLBFGS` on ``fun(theta, rows) -> (f, g)`` until every problem converges, or for ``steps`` iterations."""
+    solver = BatchedLBFGS(fun, theta, jac=True)
+    while solver.n_iter < steps and not bool(solver.done.all()):
+        solver.step()
+    return solver
+
+
+MOVES: tuple[Callable, ...] = (without_weakest, with_new_modes)
+
+
+def polish(theta: torch.Tensor, f: torch.Tensor, problem, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Escape the two traps of depth, for a batch of B problems: spurious modes and lost modes.
+
+    Rounds of: remove the weakest surviving modes, then plant the residual's strongest pairs,
+    until neither lowers (P) (at most :data:`ROUNDS`). A move is screened first: (P) is
+    evaluated at its candidates, and only a problem whose best candidate is already below its
+    objective is re-optimised by L-BFGS (all such problems together) and keeps the result if
+    its objective decreased by more than :data:`GAIN`. At a critical point the modes decouple,
+    so a move that does not lower (P) at once does not lower it after re-optimisation either.
+
+    Parameters
+    ----------
+    theta : torch.Tensor, shape (B, P)
+        One point per problem of ``problem`` (a batch of B problems, or one problem and B = 1).
+    f : torch.Tensor, shape (B,)
+        Objective at ``theta``.
+    problem : nclab.ufm._Problem
+    steps : int
+        Iteration limit of each L-BFGS run.
+
+    Returns
+    -------
+    theta, f, iterations (a (B,) long tensor of the extra L-BFGS iterations)
+    """
+    theta, f = theta.clone(), f.clone()
+    taken = torch.zeros(len(theta), dtype=torch.long, device=theta.device)
+    trying = list(range(len(theta)))
+    for _ in range(ROUNDS):
+        improved: set[int] = set()
+        for move in MOVES:
+            families = {i: fams for i in trying if (fams := move(theta[i : i + 1], problem, i))}
+            found = best_candidates(problem, families)
+            rows = [i for i, (fc, _) in found.items() if fc < float(f[i]) - GAIN * abs(float(f[i]))]
+            starts = [found[i][1] for i in rows]
+            if not rows:
+                continue
+            rows_t = torch.tensor(rows, device=theta.device)
+            solver = run_lbfgs(lambda t, r: problem.value_and_grad(t, rows_t[r]), torch.cat(starts), steps)
+            taken[rows_t] += solver.iterations
+            better = solver.f < f[rows_t] - GAIN * f[rows_t].abs()
+            theta[rows_t[better]], f[rows_t[better]] = solver.theta[better], solver.f[better]
+            improved.update(rows_t[better].tolist())
+        trying = sorted(improved)
+        if not trying:
+            break
+    return theta, f, taken
