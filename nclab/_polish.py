@@ -283,15 +283,15 @@ def planted_families(theta: torch.Tensor, problem, m: Modes, residual: tuple[tor
     one = torch.as_tensor(ONE_SCALES, dtype=theta.dtype, device=theta.device)
     first = torch.zeros(most, dtype=theta.dtype, device=theta.device)
     first[0] = root[0]
-    families = [Family(len(one), lambda ks: planted(one[list(ks)][:, None] * first[None, :]), ordered=False)]
+    amplitudes = [one[:, None] * first[None, :]]  # per family, the amplitudes (k, most) of its candidates
     blocks = counts_to_try(most)[1:]
-    for a in BLOCK_SCALES if blocks else ():
-        def build(ks: Sequence[int], a: float = a) -> torch.Tensor:
-            js = torch.tensor([blocks[k] for k in ks], device=theta.device)
-            return planted(a * root[None, :] * (torch.arange(most, device=theta.device)[None, :] < js[:, None]))
-
-        families.append(Family(len(blocks), build))
-    return families
+    if blocks:
+        inside = torch.arange(most, device=theta.device)[None, :] < torch.tensor(blocks, device=theta.device)[:, None]
+        amplitudes += [a * root[None, :] * inside for a in BLOCK_SCALES]
+    if sum(len(x) for x in amplitudes) * problem.P <= CHUNK:  # small: one family, evaluated whole
+        every = torch.cat(amplitudes)
+        return [Family(len(every), lambda ks: planted(every[list(ks)]), ordered=False)]
+    return [Family(len(x), lambda ks, x=x: planted(x[list(ks)]), ordered=k > 0) for k, x in enumerate(amplitudes)]
 
 
 def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tuple[float, torch.Tensor]]:

@@ -1009,7 +1009,7 @@ def train_many(
     theta0, Q = problem.init(R * B, s["init_std"], torch.Generator().manual_seed(s["seed"]))
     start = time.perf_counter()
     bar = tqdm(total=R * B, desc=f"{B} UFMs L={L}", disable=not s["progress"], leave=True)
-    found = _minimise(problem, theta0.to(device=dev, dtype=dt), B, steps=s["steps"], prune=s["prune"], block=1,
+    found = _minimise(problem, theta0.to(device=dev, dtype=dt), B, steps=s["steps"], prune=s["prune"],
                       on_block=lambda solver: bar.update(int(solver.done.sum()) - bar.n))  # fmt: skip
     bar.update(R * B - bar.n)
     bar.close()
