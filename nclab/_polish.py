@@ -190,83 +190,84 @@ def weakest_family(theta: torch.Tensor, problem, m: Modes) -> list[Family] | Non
     return [Family(len(counts), build)]
 
 
-def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> torch.Tensor | None:
-    """``j`` random orthonormal directions orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
+def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> tuple[torch.Tensor, list[bool]]:
+    """For each of a batch ``taken`` (g, r, 2 rank) (``rank + j <= r``): ``j`` random orthonormal directions
+    orthogonal to the main ``rank``-dimensional subspace of its columns (g, r, j), and which factored.
 
-    ``taken`` (r, 2 rank) stacks two orthonormal bases of what should be one subspace (the
-    surviving modes seen from both sides of a space); near a critical point they agree only up
-    to round-off, so the subspace is their top ``rank`` left singular vectors. None if there
-    is no room for ``j`` more or the factorisation fails.
+    ``taken`` stacks two orthonormal bases of what should be one subspace (the surviving modes
+    seen from both sides of a space); near a critical point they agree only up to round-off, so
+    the subspace is their top ``rank`` left singular vectors. The batch shares one draw of
+    ``gen``: each problem of it would draw the same from a generator seeded with ``rank``.
     """
-    r = taken.shape[0]
-    if rank + j > r:
-        return None
-    U = None
+    g, r = taken.shape[:2]
+    q = torch.randn(r, j, generator=gen, dtype=torch.float64).to(taken).expand(g, r, j)
+    ok = [True] * g
     if rank:
-        parts = svd(taken, full_matrices=False)
-        if parts is None:
-            return None
-        U = parts[0][:, :rank]
-    q = torch.randn(r, j, generator=gen, dtype=torch.float64).to(taken)
-    if U is not None:
-        q = q - U @ (U.T @ q)
-    return torch.linalg.qr(q).Q
+        U, _, _, ok = svds(taken, full_matrices=False)
+        U = U[:, :, :rank]
+        q = q - U @ (U.transpose(1, 2) @ q)
+    return torch.linalg.qr(q).Q, ok
 
 
 def with_new_modes(theta: torch.Tensor, problem, at: dict[int, Modes | None]) -> dict[int, list[Family]]:
     """:func:`planted_families` of every problem of ``at`` (its modes), where there is room; the SVDs they need
-    (the residual and every space the new modes pass) are computed for all problems at once."""
+    (the residual and every space the new modes pass) and the paths of the new modes are computed for all
+    problems at once (the paths for all problems with the same number of surviving and new modes)."""
     rows = [i for i, m in at.items() if m is not None]
     if not rows:
         return {}
     ms = [at[i] for i in rows]
-    W = [torch.cat([m.layers[l] for m in ms]) for l in range(problem.L)]
+    L = problem.L
+    W = [torch.cat([m.layers[l] for m in ms]) for l in range(L)]
     Z, sqrt_n = torch.stack([m.Z for m in ms]), torch.stack([m.sqrt_n for m in ms])[:, None, :]
     logits = product(W) @ (Z / sqrt_n)
     if ms[0].b is not None:
         logits = logits + torch.cat([m.b for m in ms])[:, :, None]
     res = svds((torch.eye(Z.shape[2], dtype=Z.dtype, device=Z.device) - logits) * sqrt_n)
     spaces = [svds(A) for A in [Z] + W]  # features, then the output of every layer
+    # new modes: the residual's pairs above round-off, as many as there is room for beside the surviving ones
+    above = (res[1] > 1e-12 * res[1][:, :1].clamp_min(1e-300)).sum(1).tolist()
+    groups: dict[tuple[int, int], list[int]] = {}  # (surviving, new) -> positions in rows
+    for j, m in enumerate(ms):
+        most = min(above[j], Z.shape[1] - m.rank)
+        if most > 0 and res[3][j] and all(sp[3][j] for sp in spaces):
+            groups.setdefault((m.rank, most), []).append(j)
     out = {}
-    for j, (i, m) in enumerate(zip(rows, ms)):
-        if res[3][j] and all(sp[3][j] for sp in spaces):
-            fams = planted_families(theta, problem, m, (res[0][j], res[1][j], res[2][j]), [(sp[0][j], sp[2][j]) for sp in spaces])
-            if fams:
-                out[i] = fams
+    for (rank, most), js in groups.items():
+        gen = torch.Generator().manual_seed(rank)
+        at_js = torch.tensor(js, device=Z.device)
+        path, ok = [], [True] * len(js)  # an orthonormal block per space, features first: (g, r, most) ...
+        for l in range(L):
+            taken = torch.cat([spaces[l][0][at_js, :, :rank], spaces[l + 1][2][at_js, :rank].transpose(1, 2)], dim=2)
+            q, good = _avoiding(taken, rank, most, gen)
+            path.append(q)
+            ok = [a and b for a, b in zip(ok, good)]
+        for t, j in enumerate(js):
+            if ok[t]:
+                out[rows[j]] = planted_families(theta, problem, ms[j], (res[0][j], res[1][j], res[2][j]), [q[t] for q in path], most)
     return out
 
 
 def planted_families(theta: torch.Tensor, problem, m: Modes, residual: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                     spaces: list[tuple[torch.Tensor, torch.Tensor]]) -> list[Family] | None:  # fmt: skip
-    """Candidates with the ``j`` top singular pairs of the class-space residual planted as new modes; None if no room.
+                     path: list[torch.Tensor], most: int) -> list[Family]:  # fmt: skip
+    """Candidates with the ``j <= most`` top singular pairs of the class-space residual planted as new modes.
 
-    ``residual``: the SVD ``U, s, Vh`` of ``R = (I - W M - b 1^T) D``; ``spaces``: ``(U, Vh)`` of
-    the SVDs of ``Z = M D`` and of every layer ``W_1 .. W_L``.
+    ``residual``: the SVD ``U, s, Vh`` of ``R = (I - W M - b 1^T) D``; ``path``: the directions
+    (an orthonormal (r, most) block per space, features first) that the new modes take through
+    the layers, avoiding the surviving modes in every space, so that no cross term with the
+    existing layers appears (:func:`_avoiding`).
 
     Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
     :data:`BLOCK_SCALES`, blocks of ``j`` modes for ``j`` in :func:`counts_to_try`.
 
     Mode ``k`` gets the balanced layer scales of a deep mode, ``sqrt(c / lam_l) x`` with
     ``x = a s_k^(1/(L+1))`` (``a = 1`` fits the residual's singular value ``s_k`` whole), at the
-    amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks. The path of
-    the new modes through the layers avoids the surviving ones in every space, so that no cross
-    term with the existing layers appears.
+    amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks.
     """
     L = problem.L
     W = [layer[0] for layer in m.layers]
     U_r, s_r, Vh_r = residual
-    rank = m.rank
-    most = min(int((s_r > 1e-12 * max(float(s_r[0]), 1e-300)).sum()), m.Z.shape[0] - rank)
-    if most <= 0:
-        return None
-    gen = torch.Generator().manual_seed(rank)
-    path = []  # an orthonormal block per space, features first: (r, most) ... then (K, most)
-    for l in range(L):
-        q = _avoiding(torch.cat([spaces[l][0][:, :rank], spaces[l + 1][1][:rank].T], dim=1), rank, most, gen)
-        if q is None:
-            return None
-        path.append(q)
-    path.append(U_r[:, :most])
+    path = path + [U_r[:, :most]]
     c = effective_c(m.lams, m.lam_H, L)
     root = s_r[:most] ** (1 / (L + 1))
     coef = [math.sqrt(c / lam) for lam in m.lams]
