@@ -443,11 +443,14 @@ class _Problem:
                 t = theta.detach().requires_grad_(True)
                 f = self(t, rows)
                 return f.detach(), torch.autograd.grad(f.sum(), t)[0]
-        if rows is None or rows is not self._picked[0] or rows._version != self._picked[1]:  # a solver passes the same rows until a problem finishes
+        # a solver passes the same rows until a problem finishes: their data are picked once
+        if rows is None or rows is not self._picked[0] or rows._version != self._picked[1]:
             pick = self._pick
             as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
-            self._picked = (rows, None if rows is None else rows._version, self._C if self._C.ndim == 2 else pick(self._C, rows), as_matrix(pick(self._ridge, rows)),
-                            as_matrix(pick(self.lam_H, rows)), self._decay if self._decay.ndim == 1 else pick(self._decay, rows))  # fmt: skip
+            C = self._C if self._C.ndim == 2 else pick(self._C, rows)
+            decay = self._decay if self._decay.ndim == 1 else pick(self._decay, rows)
+            version = None if rows is None else rows._version
+            self._picked = (rows, version, C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)), decay)
         _, _, C, ridge, lam_H, decay = self._picked
         fit, grads = _projected_fit(self.split(theta), C, ridge, lam_H)
         decayed = theta * decay
