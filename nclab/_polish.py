@@ -23,6 +23,7 @@ The problem is the ``_Problem`` of :mod:`nclab.ufm` (its ``point``, ``pack``, ``
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -67,11 +68,35 @@ def svd(A: torch.Tensor, full_matrices: bool = True) -> tuple[torch.Tensor, torc
     return tuple(torch.as_tensor(p, dtype=A.dtype, device=A.device) for p in parts)  # type: ignore[return-value]
 
 
-def counts_to_try(most: int) -> list[int]:
+def svds(A: torch.Tensor, full_matrices: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[bool]]:
+    """SVD of a batch ``A`` (b, m, n) of small matrices in one call: ``U, S, Vh`` and which matrices factored.
+
+    When the batched call fails, each matrix goes through :func:`svd` (and its fallback) on its
+    own; one that no driver factors is marked False (its factors are zeros).
+    """
+    try:
+        return (*torch.linalg.svd(A, full_matrices=full_matrices), [True] * len(A))
+    except RuntimeError:  # torch.linalg.LinAlgError is a RuntimeError
+        pass
+    m, n = A.shape[-2:]
+    k = min(m, n)
+    U = A.new_zeros(len(A), m, m if full_matrices else k)
+    S, Vh = A.new_zeros(len(A), k), A.new_zeros(len(A), n if full_matrices else k, n)
+    ok = []
+    for j, a in enumerate(A):
+        parts = svd(a, full_matrices)
+        ok.append(parts is not None)
+        if parts is not None:
+            U[j], S[j], Vh[j] = parts
+    return U, S, Vh, ok
+
+
+@functools.lru_cache(maxsize=None)
+def counts_to_try(most: int) -> tuple[int, ...]:
     """How many modes a block move tries: every count up to 16, then steps of about 1.5x, and ``most``."""
-    small = list(range(1, min(most, 16) + 1))
+    small = tuple(range(1, min(most, 16) + 1))
     big = np.unique(np.round(16 * 1.5 ** np.arange(1, 40)).astype(int))
-    return small + [int(j) for j in big if 16 < j < most] + ([most] if most > 16 else [])
+    return small + tuple(int(j) for j in big if 16 < j < most) + ((most,) if most > 16 else ())
 
 
 @dataclass
@@ -88,22 +113,27 @@ class Modes:
     Y: torch.Tensor | None
     lams: np.ndarray
     lam_H: float
-
-    @property
-    def rank(self) -> int:
-        """Number of surviving modes (:func:`nclab.metrics.alive_tolerance`)."""
-        return int((self.sig > nc.alive_tolerance(float(self.sqrt_n.square().sum()))).sum())
+    rank: int  # number of surviving modes (:func:`nclab.metrics.alive_tolerance`)
 
 
-def modes(theta: torch.Tensor, problem, i: int) -> Modes | None:
-    counts, lams, lam_H, Y = problem.row(i)
-    layers, M, b, H = problem.point(theta, torch.tensor([i], device=theta.device))
-    sqrt_n = torch.as_tensor(np.sqrt(counts), dtype=theta.dtype, device=theta.device)
-    Z = M[0] * sqrt_n  # M D, shape (r, K)
-    parts = svd(product([W[0] for W in layers]) @ Z)
-    if parts is None:
-        return None
-    return Modes(layers, H, b, Z, parts[1], parts[2], sqrt_n, Y, lams, lam_H)
+def modes(theta: torch.Tensor, problem, rows: Sequence[int]) -> dict[int, Modes | None]:
+    """The :class:`Modes` of the problems ``rows`` at their points ``theta[rows]``, computed for all of them at once
+    (one batched SVD); None for a problem whose ``W M D`` does not factor."""
+    idx = torch.tensor(list(rows), dtype=torch.long, device=theta.device)
+    layers, M, b, H = problem.point(theta[idx], idx)
+    n = problem.n if problem.n.ndim == 1 else problem.n[idx]
+    sqrt_n = n.sqrt().expand(len(idx), -1)
+    Z = M * sqrt_n[:, None, :]  # M D, shape (b, r, K)
+    _, sig, Vh, ok = svds(product(layers) @ Z)
+    N = sqrt_n.square().sum(1).tolist()
+    alive = (sig > torch.tensor([nc.alive_tolerance(v) for v in N], dtype=sig.dtype, device=sig.device)[:, None]).sum(1).tolist()
+    out: dict[int, Modes | None] = {}
+    for j, i in enumerate(rows):
+        _, lams, lam_H, Y = problem.row(i)
+        one = slice(j, j + 1)
+        out[i] = Modes([W[one] for W in layers], None if H is None else H[one], None if b is None else b[one], Z[j], sig[j],
+                       Vh[j], sqrt_n[j], Y, lams, lam_H, int(alive[j])) if ok[j] else None  # fmt: skip
+    return out
 
 
 @dataclass
@@ -117,6 +147,12 @@ class Family:
     ordered: bool = True
 
 
+def _outer(A: torch.Tensor, x: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """``A diag(x_k) B^T`` for every row ``x_k`` of ``x`` (k, i): shape (k, a, b), from ``A`` (a, i) and ``B`` (b, i)
+    (``einsum("ai,ki,bi->kab")``, written as one broadcast product: einsum's overhead dominates at these sizes)."""
+    return (A[None] * x[:, None, :]) @ B.T
+
+
 def _nested_basis(A: torch.Tensor) -> torch.Tensor:
     """Orthonormal columns whose first j span the first j columns of ``A`` for every j (QR); a
     column that adds no direction becomes zero."""
@@ -125,7 +161,12 @@ def _nested_basis(A: torch.Tensor) -> torch.Tensor:
     return Q * (diag > 1e-12 * max(float(diag.max()), 1e-300)) if diag.numel() else Q
 
 
-def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
+def without_weakest(theta: torch.Tensor, problem, at: dict[int, Modes | None]) -> dict[int, list[Family]]:
+    """:func:`weakest_family` of every problem of ``at`` (its modes), where there is one."""
+    return {i: fams for i, m in at.items() if m is not None and (fams := weakest_family(theta, problem, m))}
+
+
+def weakest_family(theta: torch.Tensor, problem, m: Modes) -> list[Family] | None:
     """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try` (one family); None if none survives.
 
     The modes enter ``W_1`` along their feature directions ``Z v`` and leave layer l along
@@ -133,8 +174,7 @@ def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Family] | None
     modes leave the product and the layers' norms alike. Weakest first, the blocks are nested,
     so one QR per space serves every ``j``.
     """
-    m = modes(theta, problem, i)
-    if m is None or m.rank == 0:
+    if m.rank == 0:
         return None
     bases = [_nested_basis(m.Z @ m.Vh[: m.rank].flip(0).T)]  # (r, rank), weakest mode first
     for W in m.layers[:-1]:
@@ -143,100 +183,116 @@ def without_weakest(theta: torch.Tensor, problem, i: int) -> list[Family] | None
 
     def build(ks: Sequence[int]) -> torch.Tensor:
         mask = (torch.arange(m.rank, device=theta.device)[None, :] < torch.tensor([counts[k] for k in ks], device=theta.device)[:, None]).to(theta.dtype)
-        layers = [W - torch.einsum("ar,kr,br->kab", W[0] @ q, mask, q) for W, q in zip(m.layers, bases)]
-        H = None if m.H is None else m.H - torch.einsum("ar,kr,br->kab", bases[0], mask, bases[0]) @ m.H[0]
+        layers = [W - _outer(W[0] @ q, mask, q) for W, q in zip(m.layers, bases)]
+        H = None if m.H is None else m.H - _outer(bases[0], mask, bases[0]) @ m.H[0]
         return problem.pack(layers, H, None if m.b is None else m.b.expand(len(ks), -1))
 
     return [Family(len(counts), build)]
 
 
-def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> torch.Tensor | None:
-    """``j`` random orthonormal directions orthogonal to the main ``rank``-dimensional subspace of the columns of ``taken``.
+def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> tuple[torch.Tensor, list[bool]]:
+    """For each of a batch ``taken`` (g, r, 2 rank) (``rank + j <= r``): ``j`` random orthonormal directions
+    orthogonal to the main ``rank``-dimensional subspace of its columns (g, r, j), and which factored.
 
-    ``taken`` (r, 2 rank) stacks two orthonormal bases of what should be one subspace (the
-    surviving modes seen from both sides of a space); near a critical point they agree only up
-    to round-off, so the subspace is their top ``rank`` left singular vectors. None if there
-    is no room for ``j`` more or the factorisation fails.
+    ``taken`` stacks two orthonormal bases of what should be one subspace (the surviving modes
+    seen from both sides of a space); near a critical point they agree only up to round-off, so
+    the subspace is their top ``rank`` left singular vectors. The batch shares one draw of
+    ``gen``: each problem of it would draw the same from a generator seeded with ``rank``.
     """
-    r = taken.shape[0]
-    if rank + j > r:
-        return None
-    U = None
+    g, r = taken.shape[:2]
+    q = torch.randn(r, j, generator=gen, dtype=torch.float64).to(taken).expand(g, r, j)
+    ok = [True] * g
     if rank:
-        parts = svd(taken, full_matrices=False)
-        if parts is None:
-            return None
-        U = parts[0][:, :rank]
-    q = torch.randn(r, j, generator=gen, dtype=torch.float64).to(taken)
-    if U is not None:
-        q = q - U @ (U.T @ q)
-    return torch.linalg.qr(q).Q
+        U, _, _, ok = svds(taken, full_matrices=False)
+        U = U[:, :, :rank]
+        q = q - U @ (U.transpose(1, 2) @ q)
+    return torch.linalg.qr(q).Q, ok
 
 
-def with_new_modes(theta: torch.Tensor, problem, i: int) -> list[Family] | None:
-    """Candidates with the ``j`` top singular pairs of the class-space residual planted as new modes; None if no room.
+def with_new_modes(theta: torch.Tensor, problem, at: dict[int, Modes | None]) -> dict[int, list[Family]]:
+    """:func:`planted_families` of every problem of ``at`` (its modes), where there is room; the SVDs they need
+    (the residual and every space the new modes pass) and the paths of the new modes are computed for all
+    problems at once (the paths for all problems with the same number of surviving and new modes)."""
+    rows = [i for i, m in at.items() if m is not None]
+    if not rows:
+        return {}
+    ms = [at[i] for i in rows]
+    L = problem.L
+    W = [torch.cat([m.layers[l] for m in ms]) for l in range(L)]
+    Z, sqrt_n = torch.stack([m.Z for m in ms]), torch.stack([m.sqrt_n for m in ms])[:, None, :]
+    logits = product(W) @ (Z / sqrt_n)
+    if ms[0].b is not None:
+        logits = logits + torch.cat([m.b for m in ms])[:, :, None]
+    res = svds((torch.eye(Z.shape[2], dtype=Z.dtype, device=Z.device) - logits) * sqrt_n)
+    spaces = [svds(A) for A in [Z] + W]  # features, then the output of every layer
+    # new modes: the residual's pairs above round-off, as many as there is room for beside the surviving ones
+    above = (res[1] > 1e-12 * res[1][:, :1].clamp_min(1e-300)).sum(1).tolist()
+    groups: dict[tuple[int, int], list[int]] = {}  # (surviving, new) -> positions in rows
+    for j, m in enumerate(ms):
+        most = min(above[j], Z.shape[1] - m.rank)
+        if most > 0 and res[3][j] and all(sp[3][j] for sp in spaces):
+            groups.setdefault((m.rank, most), []).append(j)
+    out = {}
+    for (rank, most), js in groups.items():
+        gen = torch.Generator().manual_seed(rank)
+        at_js = torch.tensor(js, device=Z.device)
+        path, ok = [], [True] * len(js)  # an orthonormal block per space, features first: (g, r, most) ...
+        for l in range(L):
+            taken = torch.cat([spaces[l][0][at_js, :, :rank], spaces[l + 1][2][at_js, :rank].transpose(1, 2)], dim=2)
+            q, good = _avoiding(taken, rank, most, gen)
+            path.append(q)
+            ok = [a and b for a, b in zip(ok, good)]
+        for t, j in enumerate(js):
+            if ok[t]:
+                out[rows[j]] = planted_families(theta, problem, ms[j], (res[0][j], res[1][j], res[2][j]), [q[t] for q in path], most)
+    return out
+
+
+def planted_families(theta: torch.Tensor, problem, m: Modes, residual: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                     path: list[torch.Tensor], most: int) -> list[Family]:  # fmt: skip
+    """Candidates with the ``j <= most`` top singular pairs of the class-space residual planted as new modes.
+
+    ``residual``: the SVD ``U, s, Vh`` of ``R = (I - W M - b 1^T) D``; ``path``: the directions
+    (an orthonormal (r, most) block per space, features first) that the new modes take through
+    the layers, avoiding the surviving modes in every space, so that no cross term with the
+    existing layers appears (:func:`_avoiding`).
 
     Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
     :data:`BLOCK_SCALES`, blocks of ``j`` modes for ``j`` in :func:`counts_to_try`.
 
     Mode ``k`` gets the balanced layer scales of a deep mode, ``sqrt(c / lam_l) x`` with
     ``x = a s_k^(1/(L+1))`` (``a = 1`` fits the residual's singular value ``s_k`` whole), at the
-    amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks. The path of
-    the new modes through the layers avoids the surviving ones in every space, so that no cross
-    term with the existing layers appears.
+    amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks.
     """
-    m = modes(theta, problem, i)
-    if m is None:
-        return None
-    K, L = m.Z.shape[1], problem.L
+    L = problem.L
     W = [layer[0] for layer in m.layers]
-    logits = product(W) @ (m.Z / m.sqrt_n)
-    if m.b is not None:
-        logits = logits + m.b[0][:, None]
-    res = svd((torch.eye(K, dtype=m.Z.dtype, device=m.Z.device) - logits) * m.sqrt_n)
-    if res is None:
-        return None
-    U_r, s_r, Vh_r = res
-    rank = m.rank
-    most = min(int((s_r > 1e-12 * max(float(s_r[0]), 1e-300)).sum()), m.Z.shape[0] - rank)
-    if most <= 0:
-        return None
-    gen = torch.Generator().manual_seed(rank)
-    path = []  # an orthonormal block per space, features first: (r, most) ... then (K, most)
-    for l in range(L):
-        before, after = svd(m.Z if l == 0 else W[l - 1]), svd(W[l])
-        if before is None or after is None:
-            return None
-        q = _avoiding(torch.cat([before[0][:, :rank], after[2][:rank].T], dim=1), rank, most, gen)
-        if q is None:
-            return None
-        path.append(q)
-    path.append(U_r[:, :most])
+    U_r, s_r, Vh_r = residual
+    path = path + [U_r[:, :most]]
     c = effective_c(m.lams, m.lam_H, L)
     root = s_r[:most] ** (1 / (L + 1))
     coef = [math.sqrt(c / lam) for lam in m.lams]
 
     def planted(x: torch.Tensor) -> torch.Tensor:
         """Candidates with the modes planted at the amplitudes ``x`` (k, most) (zero: not planted)."""
-        layers = [W[l][None] + coef[l] * torch.einsum("ai,ki,bi->kab", path[l + 1], x, path[l]) for l in range(L)]
+        layers = [W[l][None] + coef[l] * _outer(path[l + 1], x, path[l]) for l in range(L)]
         H = None
         if m.H is not None:
-            new_Z = math.sqrt(c / m.lam_H) * torch.einsum("ai,ki,ib->kab", path[0], x, Vh_r[:most])
+            new_Z = math.sqrt(c / m.lam_H) * _outer(path[0], x, Vh_r[:most].T)
             H = m.H + (new_Z / m.sqrt_n) @ m.Y
         return problem.pack(layers, H, None if m.b is None else m.b.expand(len(x), -1))
 
     one = torch.as_tensor(ONE_SCALES, dtype=theta.dtype, device=theta.device)
     first = torch.zeros(most, dtype=theta.dtype, device=theta.device)
     first[0] = root[0]
-    families = [Family(len(one), lambda ks: planted(one[list(ks)][:, None] * first[None, :]), ordered=False)]
+    amplitudes = [one[:, None] * first[None, :]]  # per family, the amplitudes (k, most) of its candidates
     blocks = counts_to_try(most)[1:]
-    for a in BLOCK_SCALES if blocks else ():
-        def build(ks: Sequence[int], a: float = a) -> torch.Tensor:
-            js = torch.tensor([blocks[k] for k in ks], device=theta.device)
-            return planted(a * root[None, :] * (torch.arange(most, device=theta.device)[None, :] < js[:, None]))
-
-        families.append(Family(len(blocks), build))
-    return families
+    if blocks:
+        inside = torch.arange(most, device=theta.device)[None, :] < torch.tensor(blocks, device=theta.device)[:, None]
+        amplitudes += [a * root[None, :] * inside for a in BLOCK_SCALES]
+    if sum(len(x) for x in amplitudes) * problem.P <= CHUNK:  # small: one family, evaluated whole
+        every = torch.cat(amplitudes)
+        return [Family(len(every), lambda ks: planted(every[list(ks)]), ordered=False)]
+    return [Family(len(x), lambda ks, x=x: planted(x[list(ks)]), ordered=k > 0) for k, x in enumerate(amplitudes)]
 
 
 def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tuple[float, torch.Tensor]]:
@@ -351,8 +407,11 @@ def polish(theta: torch.Tensor, f: torch.Tensor, problem, steps: int) -> tuple[t
     trying = list(range(len(theta)))
     for _ in range(ROUNDS):
         improved: set[int] = set()
+        at = modes(theta, problem, trying)
         for move in MOVES:
-            families = {i: fams for i in trying if (fams := move(theta[i : i + 1], problem, i))}
+            if stale := sorted(improved & at.keys()):  # moved by the previous move
+                at.update(modes(theta, problem, stale))
+            families = move(theta, problem, at)
             found = best_candidates(problem, families)
             rows = [i for i, (fc, _) in found.items() if fc < float(f[i]) - GAIN * abs(float(f[i]))]
             starts = [found[i][1] for i in rows]

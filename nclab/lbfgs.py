@@ -275,5 +275,6 @@ class BatchedLBFGS:
 
     def _keep(self, keep: torch.Tensor) -> None:
         """Drop the finished problems from the active state."""
+        keep = keep.nonzero().flatten()  # once, rather than once per tensor by boolean indexing
         for name in ("_rows", "_x", "_f", "_g", "_hist", "_SY", "_YY", "_gamma", "_quiet", "_fresh"):
-            setattr(self, name, getattr(self, name)[keep])
+            setattr(self, name, getattr(self, name).index_select(0, keep))

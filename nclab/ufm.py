@@ -386,6 +386,7 @@ class _Problem:
             self._ridge = N * lam_H
             self._decay = torch.cat([torch.as_tensor(v, dtype=dtype, device=device).reshape(-1, 1).expand(-1, size)
                                      for v, size in zip(self.lam_W, self.sizes)], dim=1).squeeze(0)  # fmt: skip
+            self._picked: tuple = (None,)  # the last rows value_and_grad saw, their version, and their C, ridge, lam_H and decay
 
     @staticmethod
     def _pick(v, rows):
@@ -442,11 +443,17 @@ class _Problem:
                 t = theta.detach().requires_grad_(True)
                 f = self(t, rows)
                 return f.detach(), torch.autograd.grad(f.sum(), t)[0]
-        pick = self._pick
-        C = self._C if self._C.ndim == 2 else pick(self._C, rows)
-        as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
-        fit, grads = _projected_fit(self.split(theta), C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)))
-        decayed = theta * (self._decay if self._decay.ndim == 1 else pick(self._decay, rows))
+        # a solver passes the same rows until a problem finishes: their data are picked once
+        if rows is None or rows is not self._picked[0] or rows._version != self._picked[1]:
+            pick = self._pick
+            as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+            C = self._C if self._C.ndim == 2 else pick(self._C, rows)
+            decay = self._decay if self._decay.ndim == 1 else pick(self._decay, rows)
+            version = None if rows is None else rows._version
+            self._picked = (rows, version, C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)), decay)
+        _, _, C, ridge, lam_H, decay = self._picked
+        fit, grads = _projected_fit(self.split(theta), C, ridge, lam_H)
+        decayed = theta * decay
         f = fit + 0.5 * (decayed * theta).sum(1)
         return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1) + decayed
 
@@ -638,7 +645,14 @@ def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, 
     nothing. ``on_block(solver)`` is called every ``block`` iterations (history, progress bar).
     """
     R = len(theta0) // B
-    solver = BatchedLBFGS(lambda t, rows: problem.value_and_grad(t, rows % B), theta0, jac=True)
+    memo: list = [None, None]  # the last rows of the solver and their problems: it passes the same rows until one finishes
+
+    def fun(t: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if rows is not memo[0]:
+            memo[:] = rows, rows % B
+        return problem.value_and_grad(t, memo[1])
+
+    solver = BatchedLBFGS(fun, theta0, jac=True)
     while solver.n_iter < steps and not bool(solver.done.all()):
         for _ in range(min(block, steps - solver.n_iter)):
             solver.step()
@@ -920,9 +934,10 @@ def train(
 
 
 def _result(problem: _Problem, theta_row: torch.Tensor, i: int, Q: list[torch.Tensor] | None, row: int, objective: float,
-            history: dict, settings: dict, steps: int, seconds: float) -> TrainResult:  # fmt: skip
-    """The :class:`TrainResult` of problem ``i`` at ``theta_row`` (start ``row`` of theta0, whose bases ``Q`` embed it)."""
-    layers, M, b, H = problem.to_numpy(theta_row, i)
+            history: dict, settings: dict, steps: int, seconds: float, point: tuple | None = None) -> TrainResult:  # fmt: skip
+    """The :class:`TrainResult` of problem ``i`` at ``theta_row`` (start ``row`` of theta0, whose bases ``Q`` embed it);
+    ``point``: its :meth:`_Problem.to_numpy`, where the caller computed it (for many problems at once)."""
+    layers, M, b, H = problem.to_numpy(theta_row, i) if point is None else point
     layers, M = _embed(layers, M, None if Q is None else [q[row] for q in Q])
     return TrainResult(
         layers=layers, means=M, b=b if b is not None else np.zeros(problem.K), n=problem.row(i)[0].copy(), objective=objective,
@@ -1018,13 +1033,17 @@ def train_many(
     if not bool(found.converged.all()):
         _warn(f"L-BFGS stopped at steps={s['steps']} before {int((~found.converged).sum())} of {B} settings converged; raise steps")
     seconds = time.perf_counter() - start
+    host = lambda t: None if t is None else t.detach().cpu().double().numpy()  # noqa: E731
+    layers, M, b, H = problem.point(found.theta, torch.arange(B, device=dev))  # of every setting at once
+    layers, M, b, H = [host(W) for W in layers], host(M), host(b), host(H)
     results = []
     for i in range(B):
+        point = ([W[i].copy() for W in layers], M[i].copy(), None if b is None else b[i].copy(), None if H is None else H[i].copy())
         settings = dict(d=s["d"], lam_W=lam_W_b[i].tolist(), lam_H=float(lam_H_b[i]), L=L, bias=s["bias"], lam_b=0.0,
                         loss="mse", optimizer="lbfgs", features=s["features"], steps=s["steps"], init_std=s["init_std"],
                         restarts=R, prune=s["prune"], seed=s["seed"], device=str(dev), dtype=str(dt).replace("torch.", ""),
                         batch=B)  # fmt: skip
         f = float(found.f[i])
         results.append(_result(problem, found.theta[i], i, Q, int(found.start[i]), f, {"objective": np.array([f])}, settings,
-                               int(found.iterations[i]), seconds / B))  # fmt: skip
+                               int(found.iterations[i]), seconds / B, point))  # fmt: skip
     return results
