@@ -826,13 +826,13 @@ def check_critical_lambda(
     """
     counts = check_counts(n)
     K, N = counts.size, counts.sum()
+    L = _validate.whole(L, "L (number of linear layers)", 1, _validate.MAX_DEPTH)
     if mode is not None:
         i = whole(mode, "mode (numbered from 1)", 1) - 1
         if i >= K:
             raise ValueError(f"mode (numbered from 1) must be at most K = {K}; got {mode!r}")
     crit = theory.critical_lambda(counts, L=L, bias=bias)
     s = theory.singular_values(counts, bias)
-    L = _validate.whole(L, "L (number of linear layers)", 1, _validate.MAX_DEPTH)
 
     def body():
         if mode is None:

@@ -56,6 +56,8 @@ def test_docs_give_the_same_install_command():
     source = ic.install_source(ROOT)
     for doc in ("README.md", "book/intro.md"):
         assert f'pip install jupyterlab "{source}"' in (ROOT / doc).read_text(), doc
+    # the autograder's container installs nclab as the notebooks' cell does
+    assert source in (ROOT / "assignments" / "requirements.txt").read_text().splitlines()
 
 
 def test_apply_inserts_before_the_first_code_cell_and_is_idempotent():
