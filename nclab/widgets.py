@@ -109,16 +109,43 @@ _NEAR = 0.05
 _TITLE_PT, _LEGEND_PT = 11, 9
 
 
-# Ranges of the explorers' sliders (here and in nclab/static/theory_view.mjs): a default outside
-# them would be clamped silently by the slider.
-_SLIDER_RANGES = {"K": (2, 12), "n_max": (10, 1000), "ratio": (1.0, 1000.0), "lam_W": (1e-4, 1.0), "lam_H": (1e-4, 1.0),
-                  "lam": (1e-4, 1.0), "L": (1, 5), "steps": (10, 10000)}  # fmt: skip
+
+def _log_grid(low: int, high: int) -> list[float]:
+    """Round values 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times 10^e for e = low..high-1, then 10^high."""
+    mantissas = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
+    return [float(f"{m}e{e}") for e in range(low, high) for m in mantissas] + [float(f"1e{high}")]
+
+
+#: The explorers' sliders, the one source of their ranges: integer sliders as ``[min, max, step]``,
+#: log sliders as their positions (strengths from 1e-4 to 1 and imbalance ratios from 1 to 1000,
+#: ten round values a decade, so the value shown is the value computed with; a value set from
+#: Python that is not on the grid joins it). Python checks initial values against them, the
+#: training explorer builds its ipywidgets from them, and the theory explorer sends them to its
+#: front end (the ``grids`` trait), which builds its sliders from them.
+SLIDER_GRIDS: dict[str, list] = {"K": [2, 12, 1], "n_max": [10, 1000, 10], "L": [1, 5, 1], "steps": [10, 10000, 10],
+                                 "lam": _log_grid(-4, 0), "ratio": _log_grid(0, 3)}  # fmt: skip
+_LOG_SLIDERS = {"lam_W": "lam", "lam_H": "lam", "lam": "lam", "ratio": "ratio"}
+
+
+def _slider_range(key: str) -> tuple[float, float]:
+    """Lowest and highest value of the slider ``key`` (a parameter name)."""
+    grid = SLIDER_GRIDS[_LOG_SLIDERS.get(key, key)]
+    return (grid[0], grid[-1]) if key in _LOG_SLIDERS else (grid[0], grid[1])
+
+
+def _int_slider(key: str, value: int, description: str, **kwargs: Any) -> "ipywidgets.IntSlider":  # noqa: F821
+    """The ipywidgets slider of the integer parameter ``key``, with the range of :data:`SLIDER_GRIDS`."""
+    import ipywidgets as w
+
+    lo, hi, step = SLIDER_GRIDS[key]
+    return w.IntSlider(value=value, min=lo, max=hi, step=step, description=description, **kwargs)
 
 
 def _check_slider_defaults(p: dict[str, Any], where: str) -> None:
     """Refuse initial values the sliders cannot show (ipywidgets would clamp them without a word)."""
-    for key, (lo, hi) in _SLIDER_RANGES.items():
+    for key in ("K", "n_max", "L", "steps", *_LOG_SLIDERS):
         if key in p:
+            lo, hi = _slider_range(key)
             _validate.real(p[key], f"{where}: {key}", low=lo, high=hi, what=f"a number in [{lo:g}, {hi:g}] (the slider's range)")
     for key in ("kind", "optimizer"):
         if key in p:
@@ -428,18 +455,6 @@ def _bundle(*names: str) -> str:
     return source
 
 
-def _log_grid(low: int, high: int) -> list[float]:
-    """Round values 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times 10^e for e = low..high-1, then 10^high."""
-    mantissas = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
-    return [float(f"{m}e{e}") for e in range(low, high) for m in mantissas] + [float(f"1e{high}")]
-
-
-#: Positions of the explorers' log sliders: strengths from 1e-4 to 1 and imbalance ratios from 1
-#: to 1000, ten round values a decade, so the value shown is the value computed with. A value
-#: set from Python that is not on the grid joins it.
-SLIDER_GRIDS: dict[str, list[float]] = {"lam": _log_grid(-4, 0), "ratio": _log_grid(0, 3)}
-
-
 def _theory_params(params: dict[str, Any], caller: str) -> dict[str, Any]:
     """:data:`THEORY_DEFAULTS` updated by ``params``, validated and cast to the traits' types."""
     unknown = set(params) - set(THEORY_DEFAULTS)
@@ -690,18 +705,19 @@ class TrainingExplorer:
         lay = w.Layout(width="100%", max_width="440px")
         self.controls = dict(
             kind=w.Dropdown(options=list(_KINDS), value=p["kind"], description="profile", style=style, layout=lay),
-            K=w.IntSlider(value=p["K"], min=2, max=12, description="K (classes)", style=style, layout=lay),
-            n_max=w.IntSlider(value=p["n_max"], min=10, max=1000, step=10, description="n_max (largest class)", style=style,
-                              layout=lay),
-            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=0, max=3, step=0.05, description="ratio n_max / n_min",
+            K=_int_slider("K", p["K"], "K (classes)", style=style, layout=lay),
+            n_max=_int_slider("n_max", p["n_max"], "n_max (largest class)", style=style, layout=lay),
+            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=math.log10(_slider_range("ratio")[0]),
+                                   max=math.log10(_slider_range("ratio")[1]), step=0.05, description="ratio n_max / n_min",
                                    style=style, layout=lay, readout_format=".3g"),
-            lam=w.FloatLogSlider(value=p["lam"], base=10, min=-4, max=0, step=0.05, description="λ (all layers, H)",
+            lam=w.FloatLogSlider(value=p["lam"], base=10, min=math.log10(_slider_range("lam")[0]),
+                                 max=math.log10(_slider_range("lam")[1]), step=0.05, description="λ (all layers, H)",
                                  style=style, layout=lay, readout_format=".2g"),
-            L=w.IntSlider(value=p["L"], min=1, max=5, description="depth L", style=style, layout=lay),
+            L=_int_slider("L", p["L"], "depth L", style=style, layout=lay),
             bias=w.Checkbox(value=bool(p["bias"]), description="unregularised bias", style=style, layout=lay),
             optimizer=w.Dropdown(options=list(_OPTIMIZERS), value=p["optimizer"], description="optimizer", style=style,
                                  layout=lay),
-            steps=w.IntSlider(value=p["steps"], min=10, max=10000, step=10, description="steps (max)", style=style, layout=lay),
+            steps=_int_slider("steps", p["steps"], "steps (max)", style=style, layout=lay),
         )  # fmt: skip
         self.button = w.Button(description="Train", button_style="primary", icon="play")
         self.status = w.HTML("Choose a setting and press <b>Train</b>.")

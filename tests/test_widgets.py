@@ -186,6 +186,26 @@ def test_training_explorer_trains_and_compares(one_thread):
     assert ex.result.theory().bias is False
 
 
+def test_every_slider_takes_its_range_from_one_table():
+    """The check of initial values, the training explorer's ipywidgets and the theory explorer's
+    front end (its grids trait) read the ranges of nclab.widgets.SLIDER_GRIDS, so they cannot drift."""
+    grids = widgets.SLIDER_GRIDS
+    controls = widgets.training_explorer().explorer.controls
+    for key in ("K", "n_max", "L", "steps"):
+        low, high, step = grids[key]
+        assert (controls[key].min, controls[key].max, controls[key].step) == (low, high, step), key
+        with pytest.raises(ValueError, match=rf"{key} must be a number in \[{low}, {high}\]"):
+            widgets.training_explorer(**{key: high + step})
+    for key in ("ratio", "lam"):
+        assert 10 ** controls[key].min == pytest.approx(grids[key][0]) and 10 ** controls[key].max == pytest.approx(grids[key][-1])
+    with pytest.raises(ValueError, match=r"lam_H must be a number in \[0.0001, 1\]"):
+        widgets.theory_explorer(lam_H=2.0)
+    state = widgets.theory_explorer().get_state()
+    assert all(state["grids"][key] == grids[key] for key in grids)
+    view = (STATIC / "theory_view.mjs").read_text()
+    assert all(f"range(grids.{key})" in view for key in ("K", "n_max", "L"))
+
+
 def test_training_explorer_reports_errors_without_raising(one_thread):
     with pytest.raises(ValueError, match="d"):  # an invalid default is refused up front
         widgets.training_explorer(K=3, n_max=20, d=0)

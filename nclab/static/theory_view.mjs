@@ -12,17 +12,20 @@ const PARAMS = ["kind", "K", "n_max", "ratio", "lam_W", "lam_H", "L", "bias"];
 const BLUE = "#1f77b4";
 const RED = "#c0392b";
 
+/** An integer slider's range, sent from Python as [min, max, step] (nclab.widgets.SLIDER_GRIDS). */
+const range = ([min, max, step]) => ({ min, max, step });
+
 function makeControls(model, id) {
   const grids = model.get("grids");
   const g = (name) => model.get(name);
   return [
     select({ id: `${id}-kind`, name: "kind", label: "profile", value: g("kind"), options: KINDS }),
-    slider({ id: `${id}-K`, name: "K", label: "K (classes)", value: g("K"), min: 2, max: 12 }),
-    slider({ id: `${id}-n_max`, name: "n_max", label: "n_max (largest class)", value: g("n_max"), min: 10, max: 1000, step: 10 }),
+    slider({ id: `${id}-K`, name: "K", label: "K (classes)", value: g("K"), ...range(grids.K) }),
+    slider({ id: `${id}-n_max`, name: "n_max", label: "n_max (largest class)", value: g("n_max"), ...range(grids.n_max) }),
     slider({ id: `${id}-ratio`, name: "ratio", label: "ratio n_max / n_min", value: g("ratio"), values: grids.ratio, format: (v) => fmtG(v, 3) }),
     slider({ id: `${id}-lam_W`, name: "lam_W", label: "λ_W (weight decay)", value: g("lam_W"), values: grids.lam, format: (v) => fmtG(v, 3) }),
     slider({ id: `${id}-lam_H`, name: "lam_H", label: "λ_H (feature decay)", value: g("lam_H"), values: grids.lam, format: (v) => fmtG(v, 3) }),
-    slider({ id: `${id}-L`, name: "L", label: "depth L (layers)", value: g("L"), min: 1, max: 5 }),
+    slider({ id: `${id}-L`, name: "L", label: "depth L (layers)", value: g("L"), ...range(grids.L) }),
     checkbox({ id: `${id}-bias`, name: "bias", label: "unregularised bias", value: g("bias") }),
   ];
 }
