@@ -133,6 +133,8 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    if not Path(CHROMIUM).exists():  # skip, as the book's browser tests do, rather than error in every test
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
     with playwright_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         yield b
