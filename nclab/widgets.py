@@ -109,7 +109,6 @@ _NEAR = 0.05
 _TITLE_PT, _LEGEND_PT = 11, 9
 
 
-
 def _log_grid(low: int, high: int) -> list[float]:
     """Round values 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times 10^e for e = low..high-1, then 10^high."""
     mantissas = ("1", "1.2", "1.5", "2", "2.5", "3", "4", "5", "6", "8")
@@ -139,6 +138,15 @@ def _int_slider(key: str, value: int, description: str, **kwargs: Any) -> "ipywi
 
     lo, hi, step = SLIDER_GRIDS[key]
     return w.IntSlider(value=value, min=lo, max=hi, step=step, description=description, **kwargs)
+
+
+def _log_slider(key: str, value: float, description: str, **kwargs: Any) -> "ipywidgets.FloatLogSlider":  # noqa: F821
+    """The ipywidgets log slider of ``key`` over the range of :data:`SLIDER_GRIDS`, 20 steps a decade."""
+    import ipywidgets as w
+
+    lo, hi = _slider_range(key)
+    return w.FloatLogSlider(value=value, base=10, min=math.log10(lo), max=math.log10(hi), step=0.05, description=description,
+                            **kwargs)  # fmt: skip
 
 
 def _check_slider_defaults(p: dict[str, Any], where: str) -> None:
@@ -707,12 +715,8 @@ class TrainingExplorer:
             kind=w.Dropdown(options=list(_KINDS), value=p["kind"], description="profile", style=style, layout=lay),
             K=_int_slider("K", p["K"], "K (classes)", style=style, layout=lay),
             n_max=_int_slider("n_max", p["n_max"], "n_max (largest class)", style=style, layout=lay),
-            ratio=w.FloatLogSlider(value=p["ratio"], base=10, min=math.log10(_slider_range("ratio")[0]),
-                                   max=math.log10(_slider_range("ratio")[1]), step=0.05, description="ratio n_max / n_min",
-                                   style=style, layout=lay, readout_format=".3g"),
-            lam=w.FloatLogSlider(value=p["lam"], base=10, min=math.log10(_slider_range("lam")[0]),
-                                 max=math.log10(_slider_range("lam")[1]), step=0.05, description="λ (all layers, H)",
-                                 style=style, layout=lay, readout_format=".2g"),
+            ratio=_log_slider("ratio", p["ratio"], "ratio n_max / n_min", style=style, layout=lay, readout_format=".3g"),
+            lam=_log_slider("lam", p["lam"], "λ (all layers, H)", style=style, layout=lay, readout_format=".2g"),
             L=_int_slider("L", p["L"], "depth L", style=style, layout=lay),
             bias=w.Checkbox(value=bool(p["bias"]), description="unregularised bias", style=style, layout=lay),
             optimizer=w.Dropdown(options=list(_OPTIMIZERS), value=p["optimizer"], description="optimizer", style=style,
