@@ -123,7 +123,8 @@ def _log_grid(low: int, high: int) -> list[float]:
 #: front end (the ``grids`` trait), which builds its sliders from them.
 SLIDER_GRIDS: dict[str, list] = {"K": [2, 12, 1], "n_max": [10, 1000, 10], "L": [1, 5, 1], "steps": [10, 10000, 10],
                                  "lam": _log_grid(-4, 0), "ratio": _log_grid(0, 3)}  # fmt: skip
-_LOG_SLIDERS = {"lam_W": "lam", "lam_H": "lam", "lam": "lam", "ratio": "ratio"}
+_LOG_SLIDERS = {"lam_W": "lam", "lam_H": "lam", "lam": "lam", "ratio": "ratio"}  # parameter -> its grid
+_SLIDERS = (*(key for key in SLIDER_GRIDS if key not in _LOG_SLIDERS.values()), *_LOG_SLIDERS)  # every slider parameter
 
 
 def _slider_range(key: str) -> tuple[float, float]:
@@ -151,7 +152,7 @@ def _log_slider(key: str, value: float, description: str, **kwargs: Any) -> "ipy
 
 def _check_slider_defaults(p: dict[str, Any], where: str) -> None:
     """Refuse initial values the sliders cannot show (ipywidgets would clamp them without a word)."""
-    for key in ("K", "n_max", "L", "steps", *_LOG_SLIDERS):
+    for key in _SLIDERS:
         if key in p:
             lo, hi = _slider_range(key)
             _validate.real(p[key], f"{where}: {key}", low=lo, high=hi, what=f"a number in [{lo:g}, {hi:g}] (the slider's range)")
