@@ -17,7 +17,7 @@ Moving blocks of modes at once matters for large K, where a random start of a de
 lose hundreds of modes. Nothing here uses the closed form: the candidates come from the
 current point and its residual, and the objective decides.
 
-The problem is the ``_Problem`` of :mod:`nclab.ufm` (its ``point``, ``pack``, ``row``,
+The problem is the ``_Problem`` of :mod:`nclab.ufm` (its ``point``, ``pack``, ``data``,
 ``value_and_grad``, and its call for values).
 """
 
@@ -34,7 +34,7 @@ import torch
 from . import metrics as nc
 from .lbfgs import BatchedLBFGS
 from .objective import product
-from .theory import effective_c
+from .theory import _effective_c
 
 #: Relative decrease a move must achieve to be kept.
 GAIN = 1e-13
@@ -101,93 +101,126 @@ def counts_to_try(most: int) -> tuple[int, ...]:
 
 @dataclass
 class Modes:
-    """Problem ``i`` at one point: layers, ``H`` (free features) and ``b``, ``Z = M D`` and the SVD of ``W Z``."""
+    """A batch of g problems at their points: layers, ``H`` (free features) and ``b``, ``Z = M D`` and the SVD of ``W Z``."""
 
-    layers: list[torch.Tensor]  # each (1, rows, cols)
-    H: torch.Tensor | None
-    b: torch.Tensor | None
-    Z: torch.Tensor
-    sig: torch.Tensor
-    Vh: torch.Tensor
-    sqrt_n: torch.Tensor
-    Y: torch.Tensor | None
-    lams: np.ndarray
-    lam_H: float
-    rank: int  # number of surviving modes (:func:`nclab.metrics.alive_tolerance`)
+    rows: list[int]  # the problems (indices into the batch of the _Problem), g of them
+    layers: list[torch.Tensor]  # each (g, rows, cols)
+    H: torch.Tensor | None  # (g, d, N)
+    b: torch.Tensor | None  # (g, K)
+    Z: torch.Tensor  # (g, r, K)
+    sig: torch.Tensor  # (g, min(K, r))
+    Vh: torch.Tensor  # (g, K, K)
+    sqrt_n: torch.Tensor  # (g, K)
+    Y: torch.Tensor | None  # (K, N) shared or (g, K, N); None with exact features
+    lams: np.ndarray  # (g, L)
+    lam_H: np.ndarray  # (g,)
+    rank: np.ndarray  # (g,) number of surviving modes (:func:`nclab.metrics.alive_tolerance`)
+
+    def take(self, js: Sequence[int]) -> "Modes":
+        """The sub-batch at positions ``js``."""
+        if len(js) == len(self.rows):
+            return self
+        t = torch.as_tensor(list(js), dtype=torch.long, device=self.Z.device)
+        pick = lambda v: None if v is None else v.index_select(0, t)  # noqa: E731
+        return Modes([self.rows[j] for j in js], [pick(W) for W in self.layers], pick(self.H), pick(self.b), pick(self.Z),
+                     pick(self.sig), pick(self.Vh), pick(self.sqrt_n), self.Y if self.Y is None or self.Y.ndim == 2 else pick(self.Y),
+                     self.lams[js], self.lam_H[js], self.rank[js])  # fmt: skip
+
+    def by(self, keys: Sequence) -> dict:
+        """Positions of the batch grouped by ``keys`` (one hashable per problem): ``key -> [positions]``."""
+        groups: dict = {}
+        for j, key in enumerate(keys):
+            groups.setdefault(key, []).append(j)
+        return groups
 
 
-def modes(theta: torch.Tensor, problem, rows: Sequence[int]) -> dict[int, Modes | None]:
+def _per_problem(v, g: int) -> np.ndarray:
+    """A strength of ``_Problem.data`` (a float or a (g,) tensor) as a float64 array (g,)."""
+    return np.broadcast_to(v.detach().cpu().double().numpy() if torch.is_tensor(v) else np.float64(v), (g,))
+
+
+def modes(theta: torch.Tensor, problem, rows: Sequence[int]) -> Modes:
     """The :class:`Modes` of the problems ``rows`` at their points ``theta[rows]``, computed for all of them at once
-    (one batched SVD); None for a problem whose ``W M D`` does not factor."""
+    (one batched SVD); a problem whose ``W M D`` does not factor is left out."""
     idx = torch.tensor(list(rows), dtype=torch.long, device=theta.device)
     layers, M, b, H = problem.point(theta[idx], idx)
-    n = problem.n if problem.n.ndim == 1 else problem.n[idx]
-    sqrt_n = n.sqrt().expand(len(idx), -1)
-    Z = M * sqrt_n[:, None, :]  # M D, shape (b, r, K)
+    n, lam_W, lam_H, Y = problem.data(idx)
+    g = len(idx)
+    sqrt_n = n.sqrt().expand(g, -1)
+    Z = M * sqrt_n[:, None, :]  # M D, shape (g, r, K)
     _, sig, Vh, ok = svds(product(layers) @ Z)
     N = sqrt_n.square().sum(1).tolist()
-    alive = (sig > torch.tensor([nc.alive_tolerance(v) for v in N], dtype=sig.dtype, device=sig.device)[:, None]).sum(1).tolist()
-    out: dict[int, Modes | None] = {}
-    for j, i in enumerate(rows):
-        _, lams, lam_H, Y = problem.row(i)
-        one = slice(j, j + 1)
-        out[i] = Modes([W[one] for W in layers], None if H is None else H[one], None if b is None else b[one], Z[j], sig[j],
-                       Vh[j], sqrt_n[j], Y, lams, lam_H, int(alive[j])) if ok[j] else None  # fmt: skip
-    return out
+    alive = (sig > torch.tensor([nc.alive_tolerance(v) for v in N], dtype=sig.dtype, device=sig.device)[:, None]).sum(1)
+    lams = np.stack([_per_problem(v, g) for v in lam_W], axis=1)
+    at = Modes(list(rows), layers, H, b, Z, sig, Vh, sqrt_n, Y, lams, _per_problem(lam_H, g), alive.cpu().numpy())
+    return at.take([j for j in range(g) if ok[j]])
 
 
 @dataclass
 class Family:
-    """Candidates of one move for one problem: ``build(ks)`` makes the candidates at positions
-    ``ks`` as one batch (len(ks), P). ``ordered``: by the number of modes moved, along which (P)
-    is unimodal at a critical point (a long such family is searched, not evaluated whole)."""
+    """Candidates of one move for the problems ``owners`` (g of them), ``size`` per problem:
+    ``build(sel, pos)`` makes, for the owners at positions ``sel`` (a,), their candidates at
+    positions ``pos`` (a, k), as one batch (a, k, P). ``ordered``: by the number of modes moved,
+    along which (P) is unimodal at a critical point (a long such family is searched, not
+    evaluated whole)."""
 
+    owners: list[int]
     size: int
-    build: Callable[[Sequence[int]], torch.Tensor]
+    build: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     ordered: bool = True
 
 
 def _outer(A: torch.Tensor, x: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A diag(x_k) B^T`` for every row ``x_k`` of ``x`` (k, i): shape (k, a, b), from ``A`` (a, i) and ``B`` (b, i)
-    (``einsum("ai,ki,bi->kab")``, written as one broadcast product: einsum's overhead dominates at these sizes)."""
-    return (A[None] * x[:, None, :]) @ B.T
+    """``A diag(x_k) B^T`` for every problem and every row ``x_k`` of its ``x``: shape (g, k, a, b), from ``A``
+    (g, a, i), ``x`` (g, k, i) and ``B`` (g, b, i) (``einsum("gai,gki,gbi->gkab")``, written as one broadcast
+    product: einsum's overhead dominates at these sizes)."""
+    return (A[:, None] * x[:, :, None, :]) @ B.transpose(-1, -2)[:, None]
+
+
+def _pack(problem, layers: list[torch.Tensor], H: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    """Candidates (a, k, P) from their layers (a, k, rows, cols), ``H`` (a, k, d, N) and ``b`` (a, k, K)."""
+    a, k = layers[0].shape[:2]
+    flat = lambda t: None if t is None else t.reshape(a * k, *t.shape[2:])  # noqa: E731
+    return problem.pack([flat(W) for W in layers], flat(H), flat(b)).reshape(a, k, -1)
 
 
 def _nested_basis(A: torch.Tensor) -> torch.Tensor:
-    """Orthonormal columns whose first j span the first j columns of ``A`` for every j (QR); a
-    column that adds no direction becomes zero."""
+    """For each matrix of ``A`` (g, r, j): orthonormal columns whose first j span its first j columns for every j
+    (QR); a column that adds no direction becomes zero."""
     Q, R = torch.linalg.qr(A)
-    diag = R.diagonal().abs()
-    return Q * (diag > 1e-12 * max(float(diag.max()), 1e-300)) if diag.numel() else Q
+    diag = R.diagonal(0, -2, -1).abs()
+    if not diag.numel():
+        return Q
+    return Q * (diag > 1e-12 * diag.amax(-1, keepdim=True).clamp_min(1e-300))[:, None, :]
 
 
-def without_weakest(theta: torch.Tensor, problem, at: dict[int, Modes | None]) -> dict[int, list[Family]]:
-    """:func:`weakest_family` of every problem of ``at`` (its modes), where there is one."""
-    return {i: fams for i, m in at.items() if m is not None and (fams := weakest_family(theta, problem, m))}
+def without_weakest(theta: torch.Tensor, problem, at: Modes) -> list[Family]:
+    """:func:`weakest_family` of the problems of ``at`` with surviving modes, one family per number of them."""
+    return [weakest_family(problem, at.take(js), rank) for rank, js in at.by(at.rank.tolist()).items() if rank > 0]
 
 
-def weakest_family(theta: torch.Tensor, problem, m: Modes) -> list[Family] | None:
-    """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try` (one family); None if none survives.
+def weakest_family(problem, m: Modes, rank: int) -> Family:
+    """Candidates without the ``j`` weakest surviving modes, for ``j`` in :func:`counts_to_try`, for a batch ``m`` of
+    problems with ``rank`` surviving modes each.
 
     The modes enter ``W_1`` along their feature directions ``Z v`` and leave layer l along
     the span of ``W_l q_{l-1}``; each layer loses its component on its input block, so the
     modes leave the product and the layers' norms alike. Weakest first, the blocks are nested,
     so one QR per space serves every ``j``.
     """
-    if m.rank == 0:
-        return None
-    bases = [_nested_basis(m.Z @ m.Vh[: m.rank].flip(0).T)]  # (r, rank), weakest mode first
+    bases = [_nested_basis(m.Z @ m.Vh[:, :rank].flip(1).transpose(1, 2))]  # (g, r, rank), weakest mode first
     for W in m.layers[:-1]:
-        bases.append(_nested_basis(W[0] @ bases[-1]))
-    counts = counts_to_try(m.rank)
+        bases.append(_nested_basis(W @ bases[-1]))
+    counts = torch.tensor(counts_to_try(rank), device=m.Z.device)
+    inputs = [W @ q for W, q in zip(m.layers, bases)]  # where the modes leave each layer
 
-    def build(ks: Sequence[int]) -> torch.Tensor:
-        mask = (torch.arange(m.rank, device=theta.device)[None, :] < torch.tensor([counts[k] for k in ks], device=theta.device)[:, None]).to(theta.dtype)
-        layers = [W - _outer(W[0] @ q, mask, q) for W, q in zip(m.layers, bases)]
-        H = None if m.H is None else m.H - _outer(bases[0], mask, bases[0]) @ m.H[0]
-        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(ks), -1))
+    def build(sel: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        mask = (torch.arange(rank, device=pos.device) < counts[pos][..., None]).to(m.Z.dtype)  # (a, k, rank)
+        layers = [W[sel][:, None] - _outer(Wq[sel], mask, q[sel]) for W, Wq, q in zip(m.layers, inputs, bases)]
+        H = None if m.H is None else m.H[sel][:, None] - _outer(bases[0][sel], mask, bases[0][sel]) @ m.H[sel][:, None]
+        return _pack(problem, layers, H, None if m.b is None else m.b[sel][:, None].expand(-1, pos.shape[1], -1))
 
-    return [Family(len(counts), build)]
+    return Family(m.rows, len(counts), build)
 
 
 def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> tuple[torch.Tensor, list[bool]]:
@@ -209,53 +242,49 @@ def _avoiding(taken: torch.Tensor, rank: int, j: int, gen: torch.Generator) -> t
     return torch.linalg.qr(q).Q, ok
 
 
-def with_new_modes(theta: torch.Tensor, problem, at: dict[int, Modes | None]) -> dict[int, list[Family]]:
-    """:func:`planted_families` of every problem of ``at`` (its modes), where there is room; the SVDs they need
-    (the residual and every space the new modes pass) and the paths of the new modes are computed for all
-    problems at once (the paths for all problems with the same number of surviving and new modes)."""
-    rows = [i for i, m in at.items() if m is not None]
-    if not rows:
-        return {}
-    ms = [at[i] for i in rows]
-    L = problem.L
-    W = [torch.cat([m.layers[l] for m in ms]) for l in range(L)]
-    Z, sqrt_n = torch.stack([m.Z for m in ms]), torch.stack([m.sqrt_n for m in ms])[:, None, :]
-    logits = product(W) @ (Z / sqrt_n)
-    if ms[0].b is not None:
-        logits = logits + torch.cat([m.b for m in ms])[:, :, None]
-    res = svds((torch.eye(Z.shape[2], dtype=Z.dtype, device=Z.device) - logits) * sqrt_n)
-    spaces = [svds(A) for A in [Z] + W]  # features, then the output of every layer
+def with_new_modes(theta: torch.Tensor, problem, at: Modes) -> list[Family]:
+    """:func:`planted_families` of the problems of ``at`` with room for new modes; the SVDs they need (the residual
+    and every space the new modes pass) are computed for all problems at once, and the paths of the new modes
+    and the candidates for all problems with the same number of surviving and new modes."""
+    if not at.rows:
+        return []
+    logits = product(at.layers) @ (at.Z / at.sqrt_n[:, None, :])
+    if at.b is not None:
+        logits = logits + at.b[:, :, None]
+    res = svds((torch.eye(at.Z.shape[2], dtype=at.Z.dtype, device=at.Z.device) - logits) * at.sqrt_n[:, None, :])
+    spaces = [svds(A) for A in [at.Z] + at.layers]  # features, then the output of every layer
     # new modes: the residual's pairs above round-off, as many as there is room for beside the surviving ones
     above = (res[1] > 1e-12 * res[1][:, :1].clamp_min(1e-300)).sum(1).tolist()
-    groups: dict[tuple[int, int], list[int]] = {}  # (surviving, new) -> positions in rows
-    for j, m in enumerate(ms):
-        most = min(above[j], Z.shape[1] - m.rank)
-        if most > 0 and res[3][j] and all(sp[3][j] for sp in spaces):
-            groups.setdefault((m.rank, most), []).append(j)
-    out = {}
-    for (rank, most), js in groups.items():
+    most = [min(a, at.Z.shape[1] - int(r)) for a, r in zip(above, at.rank)]
+    usable = [j for j in range(len(at.rows)) if most[j] > 0 and res[3][j] and all(sp[3][j] for sp in spaces)]
+    out = []
+    for (rank, new), js in at.by([(int(at.rank[j]), most[j]) for j in usable]).items():
+        js = [usable[j] for j in js]
         gen = torch.Generator().manual_seed(rank)
-        at_js = torch.tensor(js, device=Z.device)
-        path, ok = [], [True] * len(js)  # an orthonormal block per space, features first: (g, r, most) ...
-        for l in range(L):
+        at_js = torch.tensor(js, device=at.Z.device)
+        path, ok = [], [True] * len(js)  # an orthonormal block per space, features first: (g, r, new) ...
+        for l in range(problem.L):
             taken = torch.cat([spaces[l][0][at_js, :, :rank], spaces[l + 1][2][at_js, :rank].transpose(1, 2)], dim=2)
-            q, good = _avoiding(taken, rank, most, gen)
+            q, good = _avoiding(taken, rank, new, gen)
             path.append(q)
             ok = [a and b for a, b in zip(ok, good)]
-        for t, j in enumerate(js):
-            if ok[t]:
-                out[rows[j]] = planted_families(theta, problem, ms[j], (res[0][j], res[1][j], res[2][j]), [q[t] for q in path], most)
+        keep = [t for t in range(len(js)) if ok[t]]
+        if keep:
+            kt, rows = torch.tensor(keep, device=at.Z.device), torch.tensor([js[t] for t in keep], device=at.Z.device)
+            residual = tuple(part.index_select(0, rows) for part in res[:3])
+            out += planted_families(problem, at.take([js[t] for t in keep]), residual, [q.index_select(0, kt) for q in path], new)
     return out
 
 
-def planted_families(theta: torch.Tensor, problem, m: Modes, residual: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                     path: list[torch.Tensor], most: int) -> list[Family]:  # fmt: skip
-    """Candidates with the ``j <= most`` top singular pairs of the class-space residual planted as new modes.
+def planted_families(problem, m: Modes, residual: tuple[torch.Tensor, torch.Tensor, torch.Tensor], path: list[torch.Tensor],
+                     most: int) -> list[Family]:  # fmt: skip
+    """Candidates with the ``j <= most`` top singular pairs of the class-space residual planted as new modes, for a
+    batch ``m`` of problems (each with room for ``most`` new modes).
 
-    ``residual``: the SVD ``U, s, Vh`` of ``R = (I - W M - b 1^T) D``; ``path``: the directions
-    (an orthonormal (r, most) block per space, features first) that the new modes take through
-    the layers, avoiding the surviving modes in every space, so that no cross term with the
-    existing layers appears (:func:`_avoiding`).
+    ``residual``: the SVDs ``U, s, Vh`` (g, K, K), (g, K), (g, K, K) of ``R = (I - W M - b 1^T) D``;
+    ``path``: the directions (an orthonormal (g, r, most) block per space, features first) that
+    the new modes take through the layers, avoiding the surviving modes in every space, so that
+    no cross term with the existing layers appears (:func:`_avoiding`).
 
     Families: one mode at the amplitudes :data:`ONE_SCALES`, then, for each amplitude of
     :data:`BLOCK_SCALES`, blocks of ``j`` modes for ``j`` in :func:`counts_to_try`.
@@ -264,107 +293,135 @@ def planted_families(theta: torch.Tensor, problem, m: Modes, residual: tuple[tor
     ``x = a s_k^(1/(L+1))`` (``a = 1`` fits the residual's singular value ``s_k`` whole), at the
     amplitudes :data:`ONE_SCALES` for one mode and :data:`BLOCK_SCALES` for blocks.
     """
-    L = problem.L
-    W = [layer[0] for layer in m.layers]
+    L, like = problem.L, m.Z
     U_r, s_r, Vh_r = residual
-    path = path + [U_r[:, :most]]
-    c = effective_c(m.lams, m.lam_H, L)
-    root = s_r[:most] ** (1 / (L + 1))
-    coef = [math.sqrt(c / lam) for lam in m.lams]
+    path = path + [U_r[:, :, :most]]
+    c = _effective_c(m.lams, m.lam_H)  # (g,): the strengths were checked by train
+    root = s_r[:, :most] ** (1 / (L + 1))  # (g, most)
+    coef = torch.as_tensor(np.sqrt(c[:, None] / m.lams), dtype=like.dtype, device=like.device)  # (g, L)
+    feature_coef = torch.as_tensor(np.sqrt(c / m.lam_H), dtype=like.dtype, device=like.device)  # (g,)
 
-    def planted(x: torch.Tensor) -> torch.Tensor:
-        """Candidates with the modes planted at the amplitudes ``x`` (k, most) (zero: not planted)."""
-        layers = [W[l][None] + coef[l] * _outer(path[l + 1], x, path[l]) for l in range(L)]
+    def planted(sel: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Candidates of the owners ``sel`` (a,) with the modes planted at the amplitudes ``x`` (a, k, most) (zero: not planted)."""
+        layers = [m.layers[l][sel][:, None] + coef[sel, l, None, None, None] * _outer(path[l + 1][sel], x, path[l][sel]) for l in range(L)]
         H = None
         if m.H is not None:
-            new_Z = math.sqrt(c / m.lam_H) * _outer(path[0], x, Vh_r[:most].T)
-            H = m.H + (new_Z / m.sqrt_n) @ m.Y
-        return problem.pack(layers, H, None if m.b is None else m.b.expand(len(x), -1))
+            new_Z = feature_coef[sel, None, None, None] * _outer(path[0][sel], x, Vh_r[sel, :most].transpose(1, 2))
+            Y = m.Y if m.Y.ndim == 2 else m.Y[sel][:, None]
+            H = m.H[sel][:, None] + (new_Z / m.sqrt_n[sel][:, None, None, :]) @ Y
+        return _pack(problem, layers, H, None if m.b is None else m.b[sel][:, None].expand(-1, x.shape[1], -1))
 
-    one = torch.as_tensor(ONE_SCALES, dtype=theta.dtype, device=theta.device)
-    first = torch.zeros(most, dtype=theta.dtype, device=theta.device)
-    first[0] = root[0]
-    amplitudes = [one[:, None] * first[None, :]]  # per family, the amplitudes (k, most) of its candidates
+    g = len(m.rows)
+    one = torch.as_tensor(ONE_SCALES, dtype=like.dtype, device=like.device)
+    first = torch.zeros(g, 1, most, dtype=like.dtype, device=like.device)
+    first[:, 0, 0] = root[:, 0]
+    amplitudes = [one[None, :, None] * first]  # per family, the amplitudes (g, k, most) of its candidates
     blocks = counts_to_try(most)[1:]
     if blocks:
-        inside = torch.arange(most, device=theta.device)[None, :] < torch.tensor(blocks, device=theta.device)[:, None]
-        amplitudes += [a * root[None, :] * inside for a in BLOCK_SCALES]
-    if sum(len(x) for x in amplitudes) * problem.P <= CHUNK:  # small: one family, evaluated whole
-        every = torch.cat(amplitudes)
-        return [Family(len(every), lambda ks: planted(every[list(ks)]), ordered=False)]
-    return [Family(len(x), lambda ks, x=x: planted(x[list(ks)]), ordered=k > 0) for k, x in enumerate(amplitudes)]
+        inside = torch.arange(most, device=like.device)[None, :] < torch.tensor(blocks, device=like.device)[:, None]
+        amplitudes += [a * root[:, None, :] * inside for a in BLOCK_SCALES]
+    pick = lambda x: lambda sel, pos: planted(sel, x[sel[:, None], pos])  # noqa: E731
+    if sum(x.shape[1] for x in amplitudes) * problem.P <= CHUNK:  # small: one family, evaluated whole
+        every = torch.cat(amplitudes, dim=1)
+        return [Family(m.rows, every.shape[1], pick(every), ordered=False)]
+    return [Family(m.rows, x.shape[1], pick(x), ordered=k > 0) for k, x in enumerate(amplitudes)]
 
 
-def best_candidates(problem, families: dict[int, list[Family]]) -> dict[int, tuple[float, torch.Tensor]]:
-    """For every problem ``i``, the candidate of ``families[i]`` with the lowest (P), and that value.
+class _Screen:
+    """The lowest (P) found so far for every problem, and its candidate; candidates are evaluated in batches of
+    about :data:`CHUNK` parameters (:meth:`queue`, :meth:`flush`) or at once (:meth:`values`)."""
 
-    Families whose candidates fit in :data:`CHUNK` parameters (and the short, unordered ones)
-    are built whole and evaluated together, for all problems, in batches of about
-    :data:`CHUNK` parameters. A long ordered family is searched problem by problem, a
-    candidate at a time: along it (P) is unimodal at a critical point, where the modes
-    decouple (it falls while the moves help, then rises), and a ternary search needs about
-    ``2 log_1.5`` of its length evaluations.
-    """
-    best: dict[int, tuple[float, torch.Tensor]] = {}
+    def __init__(self, problem):
+        self.problem, self.best = problem, {}
+        self.per = max(1, CHUNK // problem.P)  # candidates per batch
+        self.pending: list[tuple[list[int], torch.Tensor]] = []  # (owners, their candidates (a, k, P))
+        self.held = 0
 
-    def offer(i: int, f: torch.Tensor, cands: torch.Tensor) -> None:
-        k = int(torch.argmin(f))
-        if float(f[k]) < best.get(i, (math.inf,))[0]:
-            best[i] = (float(f[k]), cands[k : k + 1])
-
-    def values(cands: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    def _objective(self, pieces: list[tuple[list[int], torch.Tensor]]) -> list[torch.Tensor]:
+        """(P) of the candidates (a, k, P) of each ``(owners, candidates)`` of ``pieces`` in one evaluation, as (a, k)
+        each; inf where it is not finite."""
+        P = self.problem.P
+        flat = torch.cat([c.reshape(-1, P) for _, c in pieces])
+        rows = torch.tensor([i for o, c in pieces for i in o for _ in range(c.shape[1])], device=flat.device)
         with torch.no_grad():
-            return torch.nan_to_num(problem(cands, owners), nan=math.inf)
+            f = torch.nan_to_num(self.problem(flat, rows), nan=math.inf)
+        return [part.reshape(c.shape[:2]) for (_, c), part in zip(pieces, f.split([c.shape[0] * c.shape[1] for _, c in pieces]))]
 
-    P = problem.P
-    whole: list[tuple[int, torch.Tensor]] = []  # (problem, candidates) to evaluate in batches
-    for i, fams in families.items():
-        for fam in fams:
-            if not fam.ordered or fam.size * P <= CHUNK:
-                per = max(1, CHUNK // P)
-                whole += [(i, fam.build(range(k, min(k + per, fam.size)))) for k in range(0, fam.size, per)]
-                continue
-            cache: dict[int, float] = {}
+    def values(self, owners: list[int], cands: torch.Tensor) -> torch.Tensor:
+        """(P) of the candidates (a, k, P) of ``owners`` now, shape (a, k); each owner's best is offered."""
+        (f,) = self._objective([(owners, cands)])
+        self.offer(owners, f, cands)
+        return f
 
-            def at(k: int) -> float:
-                if k not in cache:
-                    cand = fam.build([k])
-                    cache[k] = float(values(cand, torch.tensor([i], device=cand.device))[0])
-                    offer(i, torch.tensor([cache[k]]), cand)
-                return cache[k]
+    def offer(self, owners: list[int], f: torch.Tensor, cands: torch.Tensor) -> None:
+        """Keep each owner's lowest value of ``f`` (a, k) and its candidate of ``cands`` (a, k, P) if it beats its best."""
+        k = f.argmin(1)
+        for j, (i, v, kj) in enumerate(zip(owners, f.gather(1, k[:, None])[:, 0].tolist(), k.tolist())):
+            if v < self.best.get(i, (math.inf,))[0]:
+                self.best[i] = (v, cands[j, kj : kj + 1])
 
-            lo, hi = 0, fam.size - 1
-            while hi - lo > 2:
-                m1, m2 = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-                if at(m1) <= at(m2):
-                    hi = m2
-                else:
-                    lo = m1
-            for k in range(lo, hi + 1):
-                at(k)
-    per = max(1, CHUNK // P)
-    pending: list[tuple[int, torch.Tensor]] = []
-    held = 0  # candidates in pending
+    def queue(self, owners: list[int], cands: torch.Tensor) -> None:
+        """Evaluate the candidates (a, k, P) of ``owners`` with the next batch."""
+        if self.pending and self.held + cands.shape[0] * cands.shape[1] > self.per:
+            self.flush()
+        self.pending.append((owners, cands))
+        self.held += cands.shape[0] * cands.shape[1]
 
-    def flush() -> None:
-        nonlocal held
-        held = 0
-        if pending:
-            cands = torch.cat([c for _, c in pending])
-            owners = torch.cat([torch.full((len(c),), i, device=cands.device) for i, c in pending])
-            f, start = values(cands, owners), 0
-            for i, c in pending:
-                offer(i, f[start : start + len(c)], c)
-                start += len(c)
-            pending.clear()
+    def flush(self) -> None:
+        """Evaluate the queued candidates in one batch."""
+        if self.pending:
+            for (owners, cands), f in zip(self.pending, self._objective(self.pending)):
+                self.offer(owners, f, cands)
+        self.pending, self.held = [], 0
 
-    for i, cands in whole:
-        if pending and held + len(cands) > per:
-            flush()
-        pending.append((i, cands))
-        held += len(cands)
-    flush()
-    return best
+
+def _screen_whole(fam: Family, screen: _Screen) -> None:
+    """Evaluate every candidate of ``fam``, as many owners per batch as fit."""
+    a = max(1, screen.per // fam.size)  # owners per build
+    for lo in range(0, len(fam.owners), a):
+        sel = torch.arange(lo, min(lo + a, len(fam.owners)))
+        for k in range(0, fam.size, screen.per):
+            pos = torch.arange(k, min(k + screen.per, fam.size)).expand(len(sel), -1)
+            screen.queue(fam.owners[lo : lo + len(sel)], fam.build(sel, pos))
+
+
+def _search(fam: Family, screen: _Screen) -> None:
+    """Ternary search along an ordered family for each owner (about ``2 log_1.5 size`` evaluations), all owners in lock
+    step; every candidate evaluated is offered."""
+    a = max(1, screen.per // 3)  # owners per batch
+    for first in range(0, len(fam.owners), a):
+        owners = np.arange(first, min(first + a, len(fam.owners)))
+        lo, hi = np.zeros(len(owners), dtype=np.int64), np.full(len(owners), fam.size - 1)
+
+        def probe(js: np.ndarray, pos: np.ndarray) -> torch.Tensor:
+            sel = torch.as_tensor(owners[js])
+            return screen.values([fam.owners[j] for j in owners[js]], fam.build(sel, torch.as_tensor(pos)))
+
+        while (act := np.nonzero(hi - lo > 2)[0]).size:
+            m1, m2 = lo[act] + (hi[act] - lo[act]) // 3, hi[act] - (hi[act] - lo[act]) // 3
+            f = probe(act, np.stack([m1, m2], axis=1))
+            left = (f[:, 0] <= f[:, 1]).cpu().numpy()
+            hi[act], lo[act] = np.where(left, m2, hi[act]), np.where(left, lo[act], m1)
+        probe(np.arange(len(owners)), np.minimum(lo[:, None] + np.arange(3), hi[:, None]))
+
+
+def best_candidates(problem, families: list[Family]) -> dict[int, tuple[float, torch.Tensor]]:
+    """For every problem, the candidate of its families with the lowest (P), and that value.
+
+    Families whose candidates fit in :data:`CHUNK` parameters (and the unordered ones) are
+    built whole and evaluated together, for all problems, in batches of about :data:`CHUNK`
+    parameters. A long ordered family is searched: along it (P) is unimodal at a critical
+    point, where the modes decouple (it falls while the moves help, then rises), and a ternary
+    search needs about ``2 log_1.5`` of its length evaluations.
+    """
+    screen = _Screen(problem)
+    for fam in families:
+        if fam.ordered and fam.size * problem.P > CHUNK:
+            _search(fam, screen)
+        else:
+            _screen_whole(fam, screen)
+    screen.flush()
+    return screen.best
 
 
 def run_lbfgs(fun: Callable, theta: torch.Tensor, steps: int) -> BatchedLBFGS:
@@ -409,8 +466,8 @@ def polish(theta: torch.Tensor, f: torch.Tensor, problem, steps: int) -> tuple[t
         improved: set[int] = set()
         at = modes(theta, problem, trying)
         for move in MOVES:
-            if stale := sorted(improved & at.keys()):  # moved by the previous move
-                at.update(modes(theta, problem, stale))
+            if improved:  # some problems moved with the previous move: their modes changed
+                at = modes(theta, problem, trying)
             families = move(theta, problem, at)
             found = best_candidates(problem, families)
             rows = [i for i, (fc, _) in found.items() if fc < float(f[i]) - GAIN * abs(float(f[i]))]

@@ -261,7 +261,12 @@ def two_group_spectrum(K_A: int, n_A: int, K_B: int, n_B: int) -> np.ndarray:
 def effective_c(lam_W: float | Sequence[float], lam_H: float, L: int = 1) -> float:
     """``c = (lam_H * prod_l lam_W_l)^(1/(L+1))``, the single strength the optimum depends on."""
     lams, lam_H, L = check_lambdas(lam_W, lam_H, L)
-    return float(np.exp((np.log(lam_H) + np.log(lams).sum()) / (L + 1)))
+    return float(_effective_c(lams, lam_H))
+
+
+def _effective_c(lams: np.ndarray, lam_H: np.ndarray | float) -> np.ndarray:
+    """:func:`effective_c` of checked strengths, for many problems at once: ``lams`` (..., L), ``lam_H`` (...)."""
+    return np.exp((np.log(lam_H) + np.log(lams).sum(-1)) / (lams.shape[-1] + 1))
 
 
 def threshold(N: float, c: float, L: int = 1) -> float:

@@ -392,7 +392,7 @@ class _Problem:
     def _pick(v, rows):
         return v[rows] if rows is not None and torch.is_tensor(v) and v.ndim > 0 else v
 
-    def _data(self, rows):
+    def data(self, rows):
         """Counts, strengths and labels (None with exact features) of the problems ``rows`` (all if None)."""
         pick = self._pick
         n = self.n if self.n.ndim == 1 else pick(self.n, rows)
@@ -412,7 +412,7 @@ class _Problem:
     def point(self, theta: torch.Tensor, rows: torch.Tensor | None = None):
         """Layers, class means ``M`` (b, r, K), bias (b, K) or None, and ``H`` (b, d, N) (None with exact features)."""
         parts = self.split(theta)
-        n, _, lam_H, Y = self._data(rows)
+        n, _, lam_H, Y = self.data(rows)
         layers = parts[: self.L]
         if self.exact:
             M, b = _exact_features(layers, n, lam_H, self.bias)
@@ -427,7 +427,7 @@ class _Problem:
 
     def __call__(self, theta: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """(P) of the problems ``rows`` (b,) at ``theta`` (b, P): shape (b,)."""
-        n, lam_W, lam_H, Y = self._data(rows)
+        n, lam_W, lam_H, Y = self.data(rows)
         parts = self.split(theta)
         if self.exact:
             return _projected_objective(parts, n, lam_W, lam_H, self.bias)
