@@ -228,7 +228,6 @@ class BatchedLBFGS:
         numbers: on small problems the cost of an evaluation is its overhead, not its arithmetic.
         The first accepted step of the sequence is kept, as a one-at-a-time search would keep it.
         """
-        new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], self._g[idx]
         P, halvings = x.shape[1], 1
         while idx.numel() and halvings <= 49:
             width = max(1, min(8, 50 - halvings, PROBE // (idx.numel() * P)))
@@ -243,6 +242,8 @@ class BatchedLBFGS:
             new_x[acc], new_f[acc] = trial[found, first], f_t[found, first]
             new_g[acc] = g_t.reshape(-1, width, P)[found, first]
             idx, halvings = idx[~found], halvings + width
+        if idx.numel():  # no decrease found: these keep their point
+            new_x[idx], new_f[idx], new_g[idx] = x[idx], f[idx], self._g[idx]
         return idx
 
     def _finish(self, finished: torch.Tensor) -> None:

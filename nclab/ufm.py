@@ -35,7 +35,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -342,6 +342,28 @@ _CLOSED_FORM_METRICS = ("W_gram_error", "M_gram_error", "gap", "bias_error", "al
 # ----------------------------------------------------------------------------- the problem on packed parameters
 
 
+class _LastTwo:
+    """``fn(rows)`` for the last two ``rows`` tensors seen, each recomputed only when a new tensor comes (or the
+    same one changed in place).
+
+    A solver passes the same rows until a problem finishes, alternating with the rows of its
+    line search: keeping both, the data of the problems are picked once per line search, not
+    twice per iteration (on small problems the cost of an operation is its overhead).
+    """
+
+    def __init__(self, fn: Callable[[torch.Tensor | None], Any]):
+        self.fn, self.slots = fn, []
+
+    def __call__(self, rows: torch.Tensor | None) -> Any:
+        version = None if rows is None else rows._version
+        for seen, seen_version, value in self.slots:
+            if seen is rows and seen_version == version:
+                return value
+        value = self.fn(rows)
+        self.slots = [(rows, version, value)] + self.slots[:1]
+        return value
+
+
 class _Problem:
     """(P) for one problem or a batch of B problems (same K, d, N, L), on packed parameters.
 
@@ -386,7 +408,7 @@ class _Problem:
             self._ridge = N * lam_H
             self._decay = torch.cat([torch.as_tensor(v, dtype=dtype, device=device).reshape(-1, 1).expand(-1, size)
                                      for v, size in zip(self.lam_W, self.sizes)], dim=1).squeeze(0)  # fmt: skip
-            self._picked: tuple = (None,)  # the last rows value_and_grad saw, their version, and their C, ridge, lam_H and decay
+            self._picked = _LastTwo(self._pick_data)  # C, ridge, lam_H and decay of the rows value_and_grad saw last
 
     @staticmethod
     def _pick(v, rows):
@@ -443,19 +465,19 @@ class _Problem:
                 t = theta.detach().requires_grad_(True)
                 f = self(t, rows)
                 return f.detach(), torch.autograd.grad(f.sum(), t)[0]
-        # a solver passes the same rows until a problem finishes: their data are picked once
-        if rows is None or rows is not self._picked[0] or rows._version != self._picked[1]:
-            pick = self._pick
-            as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
-            C = self._C if self._C.ndim == 2 else pick(self._C, rows)
-            decay = self._decay if self._decay.ndim == 1 else pick(self._decay, rows)
-            version = None if rows is None else rows._version
-            self._picked = (rows, version, C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)), decay)
-        _, _, C, ridge, lam_H, decay = self._picked
+        C, ridge, lam_H, decay = self._picked(rows)
         fit, grads = _projected_fit(self.split(theta), C, ridge, lam_H)
         decayed = theta * decay
         f = fit + 0.5 * (decayed * theta).sum(1)
         return f, torch.cat([g.reshape(g.shape[0], -1) for g in grads], dim=1) + decayed
+
+    def _pick_data(self, rows: torch.Tensor | None) -> tuple:
+        """C, N lam_H and lam_H (as (b, 1, 1) where they differ between problems) and the decay of the problems ``rows``."""
+        pick = self._pick
+        as_matrix = lambda v: v[:, None, None] if torch.is_tensor(v) and v.ndim else v  # noqa: E731
+        C = self._C if self._C.ndim == 2 else pick(self._C, rows)
+        decay = self._decay if self._decay.ndim == 1 else pick(self._decay, rows)
+        return C, as_matrix(pick(self._ridge, rows)), as_matrix(pick(self.lam_H, rows)), decay
 
     def to_numpy(self, theta_row: torch.Tensor, row: int | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Layers, class means, ``b`` and ``H`` (None with exact features) of one problem, as float64 numpy arrays."""
@@ -645,12 +667,10 @@ def _minimise(problem: "_Problem", theta0: torch.Tensor, B: int, *, steps: int, 
     nothing. ``on_block(solver)`` is called every ``block`` iterations (history, progress bar).
     """
     R = len(theta0) // B
-    memo: list = [None, None]  # the last rows of the solver and their problems: it passes the same rows until one finishes
+    problems = _LastTwo(lambda rows: rows % B)  # row r B + i of the solver is start r of problem i
 
     def fun(t: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if rows is not memo[0]:
-            memo[:] = rows, rows % B
-        return problem.value_and_grad(t, memo[1])
+        return problem.value_and_grad(t, problems(rows))
 
     solver = BatchedLBFGS(fun, theta0, jac=True)
     while solver.n_iter < steps and not bool(solver.done.all()):
