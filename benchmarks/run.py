@@ -24,7 +24,7 @@ Records (one line each in the printed table; a list of dicts with ``--json``):
 ``batched-sweep``
     B = 64 settings (8 imbalance ratios x 8 strengths, equal N) trained to the optimum by one
     :func:`nclab.ufm.train_many` call, against a Python loop of 64 :func:`nclab.train` calls, at
-    L = 1, 2 and 3. In each of 3 rounds the batched call is timed 3 times and then the loop once,
+    L = 1, 2 and 3. In each of 5 rounds the batched call is timed 3 times and then the loop once,
     and ``speedup`` is the ratio of the medians (every time is in ``batched_samples`` and
     ``loop_samples``): on a shared machine a burst of load can slow one call by half, and
     alternating keeps it from landing on one side; the batched call, a tenth of the loop, is
@@ -217,7 +217,7 @@ def sweep_settings(B: int = 64, N: int = 120) -> tuple[np.ndarray, np.ndarray]:
     return np.tile(counts, (len(lams), 1)), np.repeat(lams, len(counts))
 
 
-def batched_sweep(L: int, device: torch.device, *, d: int = 4, N: int = 120, B: int = 64, repeats: int = 3, per_loop: int = 3) -> dict:
+def batched_sweep(L: int, device: torch.device, *, d: int = 4, N: int = 120, B: int = 64, repeats: int = 5, per_loop: int = 3) -> dict:
     """One ``train_many`` call on B settings against a loop of B ``train`` calls: ``repeats`` rounds, each timing
     the batched call ``per_loop`` times and then the loop once (a burst of load on a shared machine then slows
     both sides, not one; the batched call, ten times shorter, gets more samples so that its median is as

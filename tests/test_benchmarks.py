@@ -51,7 +51,7 @@ def test_records_have_their_fields_and_print(records):
     assert 0 < t["nclab_seconds_to_gap"] <= 10 * t["nclab_total_seconds"] and "free_features_total_seconds" in t
     assert f32["peer_dtype"] == "float32" and not f32["bias"] and f32["nclab_reached"] and "free_features_gap" not in f32
     assert s["B"] == 8 and s["batched_max_gap"] < 1e-8 and s["loop_max_gap"] < 1e-8
-    assert len(s["batched_samples"]) == s["batched_repeats"] == 9 and len(s["loop_samples"]) == s["repeats"] == 3
+    assert len(s["batched_samples"]) == s["batched_repeats"] == 15 and len(s["loop_samples"]) == s["repeats"] == 5
     assert s["speedup"] == pytest.approx(np.median(s["loop_samples"]) / np.median(s["batched_samples"]))
     assert w["ms"] > 0 and w["p90_ms"] >= w["ms"]
     assert ni["factor"] == 10 and ni["time_ratio"] > 0 and ni["memory_ratio"] > 0 and abs(ni["gap"]) < 1e-8 and abs(ni["gap_big"]) < 1e-8

@@ -32,7 +32,7 @@ def test_compact_direction_equals_the_bfgs_recursion():
     assert not bool(solver.done.any())
     p = solver._direction()
     for b in range(3):
-        pairs = [(solver._hist[b, k], solver._hist[b, solver.m + k]) for k in solver._order]
+        pairs = [(solver._hist[b, :, k], solver._hist[b, :, solver.m + k]) for k in solver._order]
         s, y = pairs[-1]
         H = (s @ y) / (y @ y) * torch.eye(12, dtype=torch.float64)
         for s, y in pairs:
