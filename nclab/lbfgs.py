@@ -103,7 +103,7 @@ class BatchedLBFGS:
         self._rows = torch.arange(B, device=dev)
         self._x, self._f, self._g = self.theta.clone(), self.f.clone(), g
         # columns by slot: s_0..s_{m-1}, y_0..y_{m-1}; stored (B, P, 2m), not (B, 2m, P), because batched products
-        # with a row vector on the left run several times faster there, with the same round-off
+        # with a row vector on the left run several times faster there
         self._hist = torch.zeros(B, P, 2 * self.m, dtype=dt, device=dev)
         self._SY = torch.zeros(B, self.m, self.m, dtype=dt, device=dev)  # s_i . y_j by slot
         self._YY = torch.zeros(B, self.m, self.m, dtype=dt, device=dev)  # y_i . y_j by slot
