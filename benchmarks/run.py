@@ -33,10 +33,12 @@ Records (one line each in the printed table; a list of dicts with ``--json``):
     The same training call (exact features, defaults) on a count profile and on the profile
     times 100, with the strengths scaled by ``100^(-1/(L+1))`` and the start by
     ``100^(1/(2(L+1)))``, an exact symmetry of (P): the same problem, with 100 times the
-    samples, and the same modes surviving. Each call runs in a fresh subprocess that
-    measures its wall time (median of 3) and its peak memory: the process's peak resident set
-    (``ru_maxrss``, which counts torch's allocations) and the peak of tracemalloc (numpy and
-    Python). ``time_ratio`` and ``memory_ratio`` are large over small.
+    samples, and the same modes surviving. Each side runs in three fresh subprocesses (small
+    and large alternately), each measuring the call's wall time (median of 3) and its peak
+    memory: the process's peak resident set (``ru_maxrss``, which counts torch's allocations)
+    and the peak of tracemalloc (numpy and Python). ``time_ratio`` and ``memory_ratio`` are
+    large over small, of the medians over the processes (the peaks of every process are in
+    ``peak_memory_samples`` and ``peak_memory_samples_big``).
 ``scale``
     An ImageNet-sized UFM: K = 1000 classes, d = 2048, a long-tailed profile (ratio 10) with
     N = 1,280,602 samples, L = 1 and L = 3, trained by one default call in a fresh subprocess:
@@ -298,27 +300,33 @@ def in_subprocess(spec: dict, timeout: float = 3600) -> dict:
 
 
 def n_independence(device: torch.device, *, K: int = 100, d: int = 256, L: int = 2, n_max: int = 200, factor: int = 100,
-                   lam: float = 8e-4, repeats: int = 3, threads: int | None = None) -> dict:  # fmt: skip
-    """One training call at N and at ``factor`` N, each in a fresh process.
+                   lam: float = 8e-4, repeats: int = 3, processes: int = 3, threads: int | None = None) -> dict:  # fmt: skip
+    """One training call at N and at ``factor`` N, each in ``processes`` fresh processes (small and large alternately);
+    the medians over the processes of the call's time and of the peak resident memory.
 
     Counts times ``a``, strengths times ``a^(-1/(L+1))`` and layers times ``a^(1/(2(L+1)))`` map
     (P) with exact features onto itself (the value is unchanged), so the larger call gets the
     strengths and the start (``init_std``) of the same problem: the same modes survive and the
-    same iterations are expected; only N differs.
+    same iterations are expected; only N differs. A process's peak is mostly torch's own (the
+    import and its thread pools), which moves by a few percent from process to process, hence
+    several processes per side.
     """
     n = data.long_tailed(K, n_max, 10)
-    runs = []
-    for a in (1, factor):
-        spec = dict(n=(n * a).tolist(), d=d, lam=lam * a ** (-1 / (L + 1)), L=L, init_std=0.5 * a ** (1 / (2 * (L + 1))),
-                    device=str(device), repeats=repeats, threads=threads)  # fmt: skip
-        runs.append(in_subprocess(spec))
-    small, big = runs
-    return dict(name="n-independence", device=device.type, K=K, d=d, L=L, N=int(n.sum()), factor=factor, lam=lam,
-                seconds=small["seconds"], seconds_big=big["seconds"], steps=small["steps"], steps_big=big["steps"],
-                peak_memory_mb=small["peak_memory_mb"], peak_memory_mb_big=big["peak_memory_mb"],
-                tracemalloc_peak_mb=small["tracemalloc_peak_mb"], tracemalloc_peak_mb_big=big["tracemalloc_peak_mb"],
+    specs = [dict(n=(n * a).tolist(), d=d, lam=lam * a ** (-1 / (L + 1)), L=L, init_std=0.5 * a ** (1 / (2 * (L + 1))),
+                  device=str(device), repeats=repeats, threads=threads) for a in (1, factor)]  # fmt: skip
+    runs: list[list[dict]] = [[], []]
+    for _ in range(processes):
+        for side, spec in enumerate(specs):
+            runs[side].append(in_subprocess(spec))
+    med = lambda side, key: float(np.median([r[key] for r in runs[side]]))  # noqa: E731
+    small, big = runs[0][0], runs[1][0]  # steps, gaps and modes are the same in every process
+    return dict(name="n-independence", device=device.type, K=K, d=d, L=L, N=int(n.sum()), factor=factor, lam=lam, processes=processes,
+                seconds=med(0, "seconds"), seconds_big=med(1, "seconds"), steps=small["steps"], steps_big=big["steps"],
+                peak_memory_mb=med(0, "peak_memory_mb"), peak_memory_mb_big=med(1, "peak_memory_mb"),
+                peak_memory_samples=[r["peak_memory_mb"] for r in runs[0]], peak_memory_samples_big=[r["peak_memory_mb"] for r in runs[1]],
+                tracemalloc_peak_mb=med(0, "tracemalloc_peak_mb"), tracemalloc_peak_mb_big=med(1, "tracemalloc_peak_mb"),
                 gap=small["gap"], gap_big=big["gap"], n_active=small["n_active"], n_active_big=big["n_active"],
-                time_ratio=big["seconds"] / small["seconds"], memory_ratio=big["peak_memory_mb"] / small["peak_memory_mb"])  # fmt: skip
+                time_ratio=med(1, "seconds") / med(0, "seconds"), memory_ratio=med(1, "peak_memory_mb") / med(0, "peak_memory_mb"))  # fmt: skip
 
 
 #: (K, d, n_max) of the scale instances: ImageNet-sized, and the one of --quick.
@@ -426,6 +434,7 @@ def _cells(rec: dict) -> tuple[str, str, str]:
     if name == "n-independence":
         what = f"K={rec['K']}, d={rec['d']}, L={rec['L']}, N={rec['N']:,} and ×{rec['factor']}"
         ours = f"{rec['seconds']:.2f} s / {rec['seconds_big']:.2f} s; {rec['peak_memory_mb']:.0f} / {rec['peak_memory_mb_big']:.0f} MB peak"
+        ours += f" (medians of {rec['processes']} processes)" if rec.get("processes", 1) > 1 else ""
         return what, ours, ""
     what = f"K={rec['K']}, d={rec['d']}, N={rec['N']:,}, L={rec['L']}, λ={rec['lam']:g} ({rec['n_active']} modes survive)"
     return what, f"{rec['nclab_total_seconds']:.0f} s ({rec['steps']} it), {rec['peak_memory_mb']:.0f} MB peak", ""

@@ -38,7 +38,7 @@ def records():
         bench.time_to_optimum(nobias, CPU, max_iter=50, peer_dtype=torch.float32, repeats=1),
         bench.batched_sweep(1, CPU, B=8, N=40),
         bench.widget_update(5),
-        bench.n_independence(CPU, K=4, d=4, L=1, n_max=20, factor=10, repeats=1, threads=1),
+        bench.n_independence(CPU, K=4, d=4, L=1, n_max=20, factor=10, repeats=1, processes=2, threads=1),
         bench.scale(CPU, 1, K=5, d=8, n_max=40, lam=1e-3, threads=1),
         bench.scale(CPU, 1, K=6, d=8, n_max=40, lam=1e-3, series="growth", threads=1),
     ]
@@ -56,6 +56,8 @@ def test_records_have_their_fields_and_print(records):
     assert w["ms"] > 0 and w["p90_ms"] >= w["ms"]
     assert ni["factor"] == 10 and ni["time_ratio"] > 0 and ni["memory_ratio"] > 0 and abs(ni["gap"]) < 1e-8 and abs(ni["gap_big"]) < 1e-8
     assert ni["n_active"] == ni["n_active_big"]  # the strengths were scaled so that the same modes survive
+    assert len(ni["peak_memory_samples"]) == len(ni["peak_memory_samples_big"]) == ni["processes"] == 2
+    assert ni["memory_ratio"] == pytest.approx(np.median(ni["peak_memory_samples_big"]) / np.median(ni["peak_memory_samples"]))
     assert sc["reached"] and sc["peak_memory_mb"] > 0 and sc["K"] == 5 and sc["series"] is None and growth["series"] == "growth"
     for rec in records[1:]:
         assert bench._fmt_row(rec).startswith(rec["name"])
