@@ -126,12 +126,13 @@ class Modes:
                      pick(self.sig), pick(self.Vh), pick(self.sqrt_n), self.Y if self.Y is None or self.Y.ndim == 2 else pick(self.Y),
                      self.lams[js], self.lam_H[js], self.rank[js])  # fmt: skip
 
-    def by(self, keys: Sequence) -> dict:
-        """Positions of the batch grouped by ``keys`` (one hashable per problem): ``key -> [positions]``."""
-        groups: dict = {}
-        for j, key in enumerate(keys):
-            groups.setdefault(key, []).append(j)
-        return groups
+
+def _groups(keys: Sequence) -> dict:
+    """Positions grouped by ``keys`` (one hashable per position): ``key -> [positions]``."""
+    groups: dict = {}
+    for j, key in enumerate(keys):
+        groups.setdefault(key, []).append(j)
+    return groups
 
 
 def _per_problem(v, g: int) -> np.ndarray:
@@ -196,7 +197,7 @@ def _nested_basis(A: torch.Tensor) -> torch.Tensor:
 
 def without_weakest(theta: torch.Tensor, problem, at: Modes) -> list[Family]:
     """:func:`weakest_family` of the problems of ``at`` with surviving modes, one family per number of them."""
-    return [weakest_family(problem, at.take(js), rank) for rank, js in at.by(at.rank.tolist()).items() if rank > 0]
+    return [weakest_family(problem, at.take(js), rank) for rank, js in _groups(at.rank.tolist()).items() if rank > 0]
 
 
 def weakest_family(problem, m: Modes, rank: int) -> Family:
@@ -258,7 +259,7 @@ def with_new_modes(theta: torch.Tensor, problem, at: Modes) -> list[Family]:
     most = [min(a, at.Z.shape[1] - int(r)) for a, r in zip(above, at.rank)]
     usable = [j for j in range(len(at.rows)) if most[j] > 0 and res[3][j] and all(sp[3][j] for sp in spaces)]
     out = []
-    for (rank, new), js in at.by([(int(at.rank[j]), most[j]) for j in usable]).items():
+    for (rank, new), js in _groups([(int(at.rank[j]), most[j]) for j in usable]).items():
         js = [usable[j] for j in js]
         gen = torch.Generator().manual_seed(rank)
         at_js = torch.tensor(js, device=at.Z.device)
@@ -270,9 +271,10 @@ def with_new_modes(theta: torch.Tensor, problem, at: Modes) -> list[Family]:
             ok = [a and b for a, b in zip(ok, good)]
         keep = [t for t in range(len(js)) if ok[t]]
         if keep:
-            kt, rows = torch.tensor(keep, device=at.Z.device), torch.tensor([js[t] for t in keep], device=at.Z.device)
+            chosen = [js[t] for t in keep]  # positions in at
+            kt, rows = torch.tensor(keep, device=at.Z.device), torch.tensor(chosen, device=at.Z.device)
             residual = tuple(part.index_select(0, rows) for part in res[:3])
-            out += planted_families(problem, at.take([js[t] for t in keep]), residual, [q.index_select(0, kt) for q in path], new)
+            out += planted_families(problem, at.take(chosen), residual, [q.index_select(0, kt) for q in path], new)
     return out
 
 
